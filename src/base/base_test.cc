@@ -57,6 +57,15 @@ TEST(Subprocess, CapturesOutputAndExitCode) {
   EXPECT_EQ(c.error().message, "sh: exited with 2: boom");
 }
 
+TEST(Subprocess, ExtraEnvOverridesInherited) {
+  setenv("AMIBAKE_TEST_VAR", "inherited", 1);
+  RunOptions o;
+  o.extra_env = {"AMIBAKE_TEST_VAR=given"};
+  auto r = run_process({"sh", "-c", "echo $AMIBAKE_TEST_VAR"}, o);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->out, "given\n");
+}
+
 TEST(Subprocess, MissingProgramIsAClearError) {
   auto r = run_process({"no-such-program-amibake"});
   ASSERT_FALSE(r);

@@ -18,6 +18,11 @@ struct Error {
   std::string message;  // "snap-0abc: PutSnapshotBlock 17: checksum mismatch"
   std::string hint;     // what to do next, when we know it; may be empty
   int code = 1;         // process exit code this error maps to when it reaches main
+  // Filled in for errors answered by an AWS service (empty/0 otherwise), so callers
+  // can branch on them: e.g. treat "InvalidAMIID.NotFound" as "absent".
+  std::string aws_code;    // "InvalidAMIID.NotFound", "ThrottlingException", ...
+  int http_status = 0;     // HTTP status of the answer, 0 when there was none
+  std::string request_id;  // x-amzn-RequestId / <RequestID>, for support tickets
 
   // Returns a copy whose message is "context: <message>".
   Error wrap(const std::string& context) const {
@@ -31,7 +36,11 @@ struct Error {
 
 // Builds an Error; `hint` says what to do next.
 inline Error make_error(std::string message, std::string hint = {}, int code = 1) {
-  return Error{std::move(message), std::move(hint), code};
+  Error e;
+  e.message = std::move(message);
+  e.hint = std::move(hint);
+  e.code = code;
+  return e;
 }
 
 template <typename T>

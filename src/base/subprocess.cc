@@ -51,8 +51,15 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Ru
   posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
 
+  // extra_env overrides: an inherited entry with the same name is dropped, since
+  // getenv() would otherwise find whichever comes first.
   std::vector<std::string> env_storage;
-  for (char** e = environ; *e; ++e) env_storage.emplace_back(*e);
+  auto name_of = [](std::string_view e) { return e.substr(0, e.find('=')); };
+  for (char** e = environ; *e; ++e) {
+    bool overridden = false;
+    for (const auto& x : options.extra_env) overridden = overridden || name_of(x) == name_of(*e);
+    if (!overridden) env_storage.emplace_back(*e);
+  }
   for (const auto& e : options.extra_env) env_storage.push_back(e);
   std::vector<char*> envp;
   for (auto& e : env_storage) envp.push_back(e.data());
