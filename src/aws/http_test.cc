@@ -1,0 +1,270 @@
+// The libcurl transport against local servers, and the URL policy.
+#include "aws/http.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "aws/test_support.h"
+#include "base/subprocess.h"
+
+namespace amibake::aws {
+namespace {
+
+using testing::LocalServer;
+using testing::ScopedEnv;
+using Clock = std::chrono::steady_clock;
+
+TEST(UrlPolicy, HttpsToAnyHostIsAllowed) {
+  EXPECT_TRUE(check_url_policy("https://ec2.us-east-1.amazonaws.com").has_value());
+}
+
+TEST(UrlPolicy, HttpToLoopbackAndMetadataIsAllowed) {
+  for (const char* u :
+       {"http://127.0.0.1:8080/", "http://localhost/x", "http://[::1]:9/", "http://127.3.2.1",
+        "http://169.254.169.254/latest", "http://169.254.170.2/v2/credentials"}) {
+    EXPECT_TRUE(check_url_policy(u).has_value()) << u;
+  }
+}
+
+TEST(UrlPolicy, HttpToNonLoopbackIsRefusedWithHint) {
+  for (const char* u : {"http://ec2.us-east-1.amazonaws.com", "http://10.0.0.1/",
+                        "http://127.0.0.1.evil.example/", "http://128.0.0.1/"}) {
+    Status s = check_url_policy(u);
+    ASSERT_FALSE(s.has_value()) << u;
+    EXPECT_NE(s.error().message.find("refusing plain http"), std::string::npos);
+    EXPECT_FALSE(s.error().hint.empty());
+  }
+}
+
+TEST(UrlPolicy, OtherSchemesAndGarbageAreRefused) {
+  EXPECT_FALSE(check_url_policy("ftp://127.0.0.1/").has_value());
+  EXPECT_FALSE(check_url_policy("file:///etc/passwd").has_value());
+  EXPECT_FALSE(check_url_policy("127.0.0.1:80").has_value());
+  EXPECT_FALSE(check_url_policy("http://user@127.0.0.1/").has_value());
+}
+
+TEST(SplitUrl, SplitsHostPortPathQuery) {
+  UrlParts p;
+  ASSERT_TRUE(split_url("http://[::1]:8080/a/b?x=1", &p));
+  EXPECT_EQ(p.host, "::1");
+  EXPECT_EQ(p.port, "8080");
+  EXPECT_EQ(p.path, "/a/b");
+  EXPECT_EQ(p.query, "x=1");
+  ASSERT_TRUE(split_url("https://ec2.amazonaws.com", &p));
+  EXPECT_EQ(p.path, "/");
+  EXPECT_EQ(p.port, "");
+}
+
+TEST(CurlTransport, RefusesHttpToNonLoopbackWithoutSending) {
+  ScopedEnv env;
+  auto t = make_curl_transport();
+  HttpRequest req;
+  req.url = "http://192.0.2.1/";  // TEST-NET-1: never routed
+  auto start = Clock::now();
+  HttpResult r = t->send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->kind, TransportErrorKind::kPolicy);
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+}
+
+TEST(CurlTransport, SendsHeadersBodyAndUserAgent) {
+  ScopedEnv env;
+  LocalServer server;
+  std::string got_ua, got_body, got_x, got_method;
+  server.http().Post("/echo", [&](const httplib::Request& req, httplib::Response& res) {
+    got_ua = req.get_header_value("User-Agent");
+    got_x = req.get_header_value("X-Test");
+    got_body = req.body;
+    got_method = req.method;
+    res.set_header("X-Answer", "42");
+    res.set_content("pong", "text/plain");
+  });
+  server.start();
+  HttpRequest req;
+  req.method = "POST";
+  req.url = server.url() + "/echo";
+  req.headers = {{"X-Test", "yes"}};
+  req.body = "ping";
+  HttpResult r = make_curl_transport()->send(req);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.response.status, 200);
+  EXPECT_EQ(r.response.body, "pong");
+  EXPECT_EQ(r.response.header("x-answer"), "42");
+  EXPECT_EQ(got_ua, std::string("amibake/") + AMIBAKE_VERSION);
+  EXPECT_EQ(got_x, "yes");
+  EXPECT_EQ(got_body, "ping");
+  EXPECT_EQ(got_method, "POST");
+}
+
+TEST(CurlTransport, NonSuccessStatusIsAnAnswerNotATransportError) {
+  ScopedEnv env;
+  LocalServer server;
+  server.http().Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 503;
+    res.set_content("busy", "text/plain");
+  });
+  server.start();
+  HttpRequest req;
+  req.url = server.url() + "/";
+  HttpResult r = make_curl_transport()->send(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.response.status, 503);
+}
+
+TEST(CurlTransport, ClosedPortIsAConnectErrorWithinTheTimeout) {
+  ScopedEnv env;
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(testing::closed_port()) + "/";
+  auto start = Clock::now();
+  HttpResult r = make_curl_transport()->send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->kind, TransportErrorKind::kConnect);
+  EXPECT_NE(r.error->message.find("connection failed"), std::string::npos) << r.error->message;
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST(CurlTransport, ServerThatStallsHitsTheTotalTimeout) {
+  ScopedEnv env;
+  LocalServer server;
+  server.http().Get("/slow", [](const httplib::Request&, httplib::Response& res) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    res.set_content("late", "text/plain");
+  });
+  server.start();
+  HttpRequest req;
+  req.url = server.url() + "/slow";
+  req.timeouts.total = std::chrono::milliseconds(300);
+  auto start = Clock::now();
+  HttpResult r = make_curl_transport()->send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->kind, TransportErrorKind::kTimeout);
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(1200));
+}
+
+TEST(CurlTransport, ReadStallIsDetectedByTheLowSpeedLimit) {
+  ScopedEnv env;
+  LocalServer server;
+  server.http().Get("/stall", [](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("text/plain", [](size_t offset, httplib::DataSink& sink) {
+      if (offset == 0) {
+        sink.write("x", 1);
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+      sink.done();
+      return true;
+    });
+  });
+  server.start();
+  HttpRequest req;
+  req.url = server.url() + "/stall";
+  req.timeouts.low_speed_bytes = 1;
+  req.timeouts.low_speed_time = std::chrono::seconds(1);
+  req.timeouts.total = std::chrono::seconds(10);
+  auto start = Clock::now();
+  HttpResult r = make_curl_transport()->send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->kind, TransportErrorKind::kTimeout);
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(2400));
+}
+
+TEST(CurlTransport, ReusesTheConnectionForSequentialRequests) {
+  ScopedEnv env;
+  LocalServer server;
+  server.keep_alive(true);
+  std::set<std::string> peers;
+  std::mutex mu;
+  server.http().Get("/", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    peers.insert(req.remote_addr + ":" + std::to_string(req.remote_port));
+    res.set_content("ok", "text/plain");
+  });
+  server.start();
+  auto t = make_curl_transport();
+  for (int i = 0; i < 5; ++i) {
+    HttpRequest req;
+    req.url = server.url() + "/";
+    ASSERT_TRUE(t->send(req).ok());
+  }
+  EXPECT_EQ(peers.size(), 1u) << "each request opened a new connection";
+}
+
+TEST(CurlTransport, LoopbackBypassesAnEnvironmentProxy) {
+  ScopedEnv env;
+  env.set("http_proxy", "http://127.0.0.1:" + std::to_string(testing::closed_port()));
+  env.set("HTTP_PROXY", "http://127.0.0.1:" + std::to_string(testing::closed_port()));
+  LocalServer server;
+  server.http().Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("direct", "text/plain");
+  });
+  server.start();
+  HttpRequest req;
+  req.url = server.url() + "/";
+  HttpResult r = make_curl_transport()->send(req);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.response.body, "direct");
+}
+
+// A TLS server on loopback with a freshly made self-signed certificate.
+struct TlsServer {
+  std::string dir, cert, key;
+  std::unique_ptr<httplib::SSLServer> server;
+  std::thread thread;
+  int port = 0;
+  bool ok = false;
+  TlsServer() {
+    dir = make_temp_dir("amibake-tls").value_or("/tmp");
+    cert = dir + "/cert.pem";
+    key = dir + "/key.pem";
+    auto r = run_process({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                          key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                          "subjectAltName=IP:127.0.0.1"});
+    if (!r || r->exit_code != 0) return;
+    server = std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
+    server->Get("/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("secure", "text/plain");
+    });
+    server->set_keep_alive_max_count(1);
+    port = server->bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server->listen_after_bind(); });
+    while (!server->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ok = true;
+  }
+  ~TlsServer() {
+    if (thread.joinable()) {
+      server->stop();
+      thread.join();
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port) + "/"; }
+};
+
+TEST(CurlTransport, UntrustedCertificateIsATlsError) {
+  ScopedEnv env;
+  TlsServer tls;
+  if (!tls.ok) GTEST_SKIP() << "openssl could not make a test certificate";
+  HttpRequest req;
+  req.url = tls.url();
+  HttpResult r = make_curl_transport()->send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->kind, TransportErrorKind::kTls) << r.error->message;
+  EXPECT_NE(r.error->hint.find("CA"), std::string::npos);
+}
+
+TEST(CurlTransport, AwsCaBundleAddsTrustedCertificates) {
+  ScopedEnv env;
+  TlsServer tls;
+  if (!tls.ok) GTEST_SKIP() << "openssl could not make a test certificate";
+  env.set("AWS_CA_BUNDLE", tls.cert);
+  HttpRequest req;
+  req.url = tls.url();
+  HttpResult r = make_curl_transport()->send(req);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.response.body, "secure");
+}
+
+}  // namespace
+}  // namespace amibake::aws

@@ -1,0 +1,375 @@
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+
+#include "aws/client.h"
+#include "aws/http.h"
+#include "bake/base_image.h"
+#include "bake/host_checks.h"
+#include "bake/recipe.h"
+#include "bake/variants.h"
+#include "base/files.h"
+
+namespace amibake::bake {
+namespace {
+
+TEST(Variants, EveryVariantMapsToAnEcsRecommendedImageIdParameter) {
+  ASSERT_GE(variants().size(), 8u);
+  EXPECT_EQ(variants()[0].name, kDefaultVariant);
+  for (const auto& v : variants()) {
+    EXPECT_EQ(v.ssm_parameter.rfind("/aws/service/ecs/optimized-ami/", 0), 0u) << v.name;
+    EXPECT_TRUE(v.ssm_parameter.ends_with("/recommended/image_id")) << v.name;
+  }
+  for (const char* name : {"al2023", "al2023-arm64", "al2023-gpu", "al2023-neuron", "al2",
+                           "al2-arm64", "al2-gpu", "al2-kernel-5.10"}) {
+    EXPECT_NE(find_variant(name), nullptr) << name;
+  }
+  EXPECT_EQ(find_variant("al2024"), nullptr);
+}
+
+TEST(BaseSelector, RejectsTwoSourcesUnknownVariantAndBadIds) {
+  EXPECT_TRUE(validate({}));
+  BaseSelector two;
+  two.variant = "al2";
+  two.ami_id = "ami-0123456789abcdef0";
+  EXPECT_FALSE(validate(two));
+  BaseSelector typo;
+  typo.variant = "al2032";
+  auto r = validate(typo);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("'al2032'"), std::string::npos);
+  EXPECT_NE(r.error().hint.find("al2023-arm64"), std::string::npos);
+  EXPECT_EQ(r.error().code, 2);
+  BaseSelector bad_id;
+  bad_id.ami_id = "ami-xyz";
+  EXPECT_FALSE(validate(bad_id));
+  BaseSelector bad_path;
+  bad_path.ssm_parameter = "aws/service/x";
+  EXPECT_FALSE(validate(bad_path));
+}
+
+TEST(HostChecks, ReadsKernelFilesystemsList) {
+  auto dir = make_temp_dir("amibake-hostcheck");
+  ASSERT_TRUE(dir);
+  std::string p = *dir + "/filesystems";
+  ASSERT_TRUE(write_file_atomic(p, "nodev\tsysfs\nnodev\tproc\n\text4\n\txfs\n"));
+  EXPECT_TRUE(kernel_supports_filesystem(p, "xfs"));
+  EXPECT_TRUE(kernel_supports_filesystem(p, "ext4"));
+  EXPECT_FALSE(kernel_supports_filesystem(p, "proc-not-there"));
+}
+
+TEST(HostChecks, ReportsEveryDirectMethodNeedWithAFixWhenMissing) {
+  auto dir = make_temp_dir("amibake-hostcheck");
+  ASSERT_TRUE(dir);
+  HostPaths p;
+  p.loop_control = *dir + "/no-loop-control";
+  p.proc_filesystems = *dir + "/none";
+  ASSERT_TRUE(write_file_atomic(p.proc_filesystems, "nodev\tproc\n"));
+  p.work_dir = *dir + "/work/not/yet/created";
+  auto checks = check_direct_method_host(p, /*min_free_bytes=*/1ull << 60);
+  std::map<std::string, Check> by_name;
+  for (const auto& c : checks) by_name[c.name] = c;
+  ASSERT_TRUE(by_name.count("loop devices"));
+  EXPECT_FALSE(by_name["loop devices"].ok);
+  EXPECT_FALSE(by_name["loop devices"].fix.empty());
+  ASSERT_TRUE(by_name.count("free disk"));
+  EXPECT_FALSE(by_name["free disk"].ok);  // nobody has an exbibyte free
+  EXPECT_NE(by_name["free disk"].fix.find("AMIBAKE_WORK_DIR"), std::string::npos);
+  ASSERT_TRUE(by_name.count("root"));
+  ASSERT_TRUE(by_name.count("xfs mountable"));
+  ASSERT_TRUE(by_name.count("ext4 mountable"));
+}
+
+// A transport that answers from a table keyed by the request's operation, and
+// records what it was asked.
+class TableTransport : public aws::Transport {
+ public:
+  std::map<std::string, aws::HttpResponse> answers;  // key: "Action=X" or X-Amz-Target
+  std::vector<std::string> asked;
+
+  aws::HttpResult send(const aws::HttpRequest& r) override {
+    std::lock_guard lock(mu_);
+    std::string key;
+    for (const auto& [k, v] : r.headers) {
+      if (k == "X-Amz-Target" || k == "x-amz-target") key = v;
+    }
+    if (key.empty()) {
+      size_t a = r.body.find("Action=");
+      key = r.body.substr(a, r.body.find('&', a) - a);
+    }
+    asked.push_back(key);
+    aws::HttpResult out;
+    auto it = answers.find(key);
+    if (it == answers.end()) {
+      out.response.status = 400;
+      out.response.body = "<Response><Errors><Error><Code>Unexpected</Code><Message>" + key +
+                          "</Message></Error></Errors><RequestID>r</RequestID></Response>";
+    } else {
+      out.response = it->second;
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+};
+
+aws::HttpResponse answer(int status, std::string body) {
+  aws::HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+constexpr const char* kImageXml = R"(<?xml version="1.0" encoding="UTF-8"?>
+<DescribeImagesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>req-1</requestId>
+  <imagesSet><item>
+    <imageId>ami-0123456789abcdef0</imageId>
+    <imageState>available</imageState>
+    <imageOwnerId>591542846629</imageOwnerId>
+    <imageOwnerAlias>amazon</imageOwnerAlias>
+    <creationDate>2026-11-20T01:02:03.000Z</creationDate>
+    <architecture>x86_64</architecture>
+    <name>al2023-ami-ecs-hvm-2023.0.20261120-kernel-6.1-x86_64</name>
+    <rootDeviceType>ebs</rootDeviceType>
+    <rootDeviceName>/dev/xvda</rootDeviceName>
+    <blockDeviceMapping><item><deviceName>/dev/xvda</deviceName>
+      <ebs><snapshotId>snap-0aaa</snapshotId><volumeSize>30</volumeSize>
+      <deleteOnTermination>true</deleteOnTermination><volumeType>gp3</volumeType>
+      <encrypted>false</encrypted></ebs></item></blockDeviceMapping>
+    <virtualizationType>hvm</virtualizationType>
+    <enaSupport>true</enaSupport><sriovNetSupport>simple</sriovNetSupport>
+    <bootMode>uefi-preferred</bootMode><imdsSupport>v2.0</imdsSupport>
+    <deprecationTime>2028-11-20T01:02:00.000Z</deprecationTime>
+  </item></imagesSet>
+</DescribeImagesResponse>)";
+
+std::unique_ptr<aws::AwsClient> table_client(std::shared_ptr<TableTransport> t) {
+  aws::Credentials c;
+  c.access_key_id = "AKIDEXAMPLE";
+  c.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  return aws::AwsClient::for_endpoint("http://127.0.0.1:9", c, "us-east-1", t);
+}
+
+TEST(ResolveBase, VariantGoesThroughItsSsmParameterThenDescribesTheImage) {
+  auto t = std::make_shared<TableTransport>();
+  t->answers["AmazonSSM.GetParameter"] = answer(200, R"({"Parameter":{"Name":"/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id","Type":"String","Value":"ami-0123456789abcdef0","Version":1}})");
+  t->answers["Action=DescribeImages"] = answer(200, kImageXml);
+  auto client = table_client(t);
+  auto r = resolve_base(*client, {});
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->image.image_id, "ami-0123456789abcdef0");
+  EXPECT_EQ(r->image.root_snapshot_id(), "snap-0aaa");
+  EXPECT_NE(r->resolved_via.find("amazon-linux-2023/recommended/image_id"), std::string::npos);
+  ASSERT_EQ(t->asked.size(), 2u);
+  std::string text = describe_text(*r);
+  EXPECT_NE(text.find("uefi-preferred"), std::string::npos);
+  EXPECT_NE(text.find("/dev/xvda  snap-0aaa  30 GiB gp3"), std::string::npos);
+  auto j = describe_json(*r);
+  EXPECT_EQ(j["RootSnapshotId"], "snap-0aaa");
+  EXPECT_EQ(j["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"], 30);
+  EXPECT_EQ(j["ImdsSupport"], "v2.0");
+}
+
+TEST(ResolveBase, AcceptsTheJsonRecommendedParameterValue) {
+  auto t = std::make_shared<TableTransport>();
+  t->answers["AmazonSSM.GetParameter"] = answer(200, R"({"Parameter":{"Name":"/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended","Type":"String","Value":"{\"image_id\":\"ami-0123456789abcdef0\",\"image_name\":\"x\"}","Version":1}})");
+  t->answers["Action=DescribeImages"] = answer(200, kImageXml);
+  auto client = table_client(t);
+  BaseSelector s;
+  s.ssm_parameter = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended";
+  auto r = resolve_base(*client, s);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->image.image_id, "ami-0123456789abcdef0");
+}
+
+TEST(ResolveBase, MissingParameterSaysWhereItLookedAndSuggestsVariants) {
+  auto t = std::make_shared<TableTransport>();
+  t->answers["AmazonSSM.GetParameter"] =
+      answer(400, R"({"__type":"ParameterNotFound","message":"not found"})");
+  auto client = table_client(t);
+  BaseSelector s;
+  s.ssm_parameter = "/aws/service/nope";
+  auto r = resolve_base(*client, s);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("'/aws/service/nope'"), std::string::npos);
+  EXPECT_NE(r.error().hint.find("al2023"), std::string::npos);
+  EXPECT_NE(r.error().hint.find("us-east-1"), std::string::npos);
+}
+
+TEST(ResolveBase, MissingImageIsAClearError) {
+  auto t = std::make_shared<TableTransport>();
+  t->answers["Action=DescribeImages"] = answer(400,
+      "<Response><Errors><Error><Code>InvalidAMIID.NotFound</Code><Message>The image id "
+      "'[ami-0123456789abcdef0]' does not exist</Message></Error></Errors>"
+      "<RequestID>r</RequestID></Response>");
+  auto client = table_client(t);
+  BaseSelector s;
+  s.ami_id = "ami-0123456789abcdef0";
+  auto r = resolve_base(*client, s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().aws_code, "InvalidAMIID.NotFound");
+  EXPECT_EQ(r.error().message.rfind("ami-0123456789abcdef0: ", 0), 0u);
+}
+
+}  // namespace
+}  // namespace amibake::bake
+
+namespace amibake::bake {
+namespace {
+
+TEST(Recipe, ExampleBatchWorkerParsesToTheOriginalAmi) {
+  auto r = load_recipe(std::string(AMIBAKE_SOURCE_DIR) + "/examples/batch-worker.toml");
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->base.variant, "al2023");
+  ASSERT_EQ(r->volumes.size(), 1u);
+  const auto& v = r->volumes[0];
+  EXPECT_EQ(v.device, "/dev/xvdb");
+  EXPECT_EQ(v.size_gib, 1024);
+  EXPECT_EQ(v.type, "gp3");
+  EXPECT_TRUE(v.encrypted);
+  EXPECT_EQ(v.datavol.mount, "/data");
+  EXPECT_EQ(v.datavol.filesystem, "xfs");
+  EXPECT_EQ(v.datavol.mode, std::optional<mode_t>(0755));
+  EXPECT_EQ(r->attributes.imds_support, "v2.0");
+}
+
+TEST(Recipe, ExampleAl1ParsesWithTwoVolumes) {
+  auto r = load_recipe(std::string(AMIBAKE_SOURCE_DIR) + "/examples/al1-sysv.toml");
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_EQ(r->volumes.size(), 2u);
+  EXPECT_EQ(r->volumes[1].device, "/dev/xvdcz");
+  EXPECT_TRUE(r->volumes[1].datavol.required_by.empty());
+  EXPECT_FALSE(r->root_size_gib);
+}
+
+Error recipe_error(const std::string& text) {
+  auto r = parse_recipe(text, "r.toml");
+  EXPECT_FALSE(r);
+  return r ? Error{} : r.error();
+}
+
+TEST(Recipe, UnknownKeyNamesLineAndKey) {
+  Error e = recipe_error("[base]\nvariant = \"al2023\"\n[[volume]]\nsize_gib = 10\nencryptd = true\n");
+  EXPECT_EQ(e.message, "r.toml:5: volume[0].encryptd: unknown key");
+  EXPECT_EQ(e.code, 2);
+}
+
+TEST(Recipe, WrongTypeNamesLineAndExpectedType) {
+  Error e = recipe_error("[[volume]]\nsize_gib = \"1024\"\n");
+  EXPECT_EQ(e.message, "r.toml:2: volume[0].size_gib: expected an integer");
+}
+
+TEST(Recipe, SizeOutOfRangeForTypeIsRejected) {
+  Error e = recipe_error("[[volume]]\ntype = \"st1\"\nsize_gib = 100\n");
+  EXPECT_NE(e.message.find("out of range for st1 (125–16384)"), std::string::npos) << e.message;
+  e = recipe_error("[[volume]]\nsize_gib = 0\n");
+  EXPECT_NE(e.message.find("out of range"), std::string::npos);
+}
+
+TEST(Recipe, SyntaxErrorNamesLine) {
+  Error e = recipe_error("[base]\nvariant = \n");
+  EXPECT_EQ(e.message.rfind("r.toml:2:", 0), 0u) << e.message;
+}
+
+TEST(Recipe, UnknownVariantInRecipeIsRejected) {
+  Error e = recipe_error("[base]\nvariant = \"al2032\"\n[[volume]]\n");
+  EXPECT_NE(e.message.find("unknown variant 'al2032'"), std::string::npos) << e.message;
+}
+
+TEST(Recipe, NoVolumeIsRejected) {
+  Error e = recipe_error("[base]\nvariant = \"al2\"\n");
+  EXPECT_NE(e.message.find("no [[volume]]"), std::string::npos);
+}
+
+TEST(Recipe, DeviceClashWithBaseMappingIsRejected) {
+  auto r = parse_recipe("[[volume]]\ndevice = \"sdb\"\n", "r.toml");
+  ASSERT_TRUE(r);
+  aws::ec2::Image base;
+  base.image_id = "ami-0123456789abcdef0";
+  base.root_device_name = "/dev/xvda";
+  aws::ec2::BlockDeviceMapping root, eph;
+  root.device_name = "/dev/xvda";
+  eph.device_name = "/dev/xvdb";
+  eph.virtual_name = "ephemeral0";
+  base.block_device_mappings = {root, eph};
+  auto s = check_against_base(*r, base);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("clashes with ami-0123456789abcdef0's mapping /dev/xvdb"),
+            std::string::npos);
+  base.block_device_mappings = {root};
+  EXPECT_TRUE(check_against_base(*r, base));
+}
+
+TEST(Recipe, NamePlaceholdersExpand) {
+  aws::ec2::Image base;
+  base.image_id = "ami-1";
+  base.name = "al2023-ami-ecs";
+  EXPECT_EQ(expand_name("w-{base_name}-{date}-{base_id}", base, "20261125-080000"),
+            "w-al2023-ami-ecs-20261125-080000-ami-1");
+}
+
+}  // namespace
+}  // namespace amibake::bake
+
+#include <sys/stat.h>
+#include "bake/journal.h"
+
+namespace amibake::bake {
+namespace {
+
+TEST(Journal, ReplaysResourcesAndStepsAfterReopen) {
+  auto dir = make_temp_dir("amibake-journal");
+  ASSERT_TRUE(dir);
+  std::string id = Journal::new_build_id();
+  EXPECT_EQ(id.rfind("b-", 0), 0u);
+  {
+    auto j = Journal::create(*dir + "/builds", id, {{"recipe", "r.toml"}});
+    ASSERT_TRUE(j) << j.error().message;
+    ASSERT_TRUE(j->intent("upload", "snapshot", "tok-1"));
+    ASSERT_TRUE(j->created({"snapshot", "snap-1", "us-east-1", "upload", false, false}));
+    ASSERT_TRUE(j->created({"volume", "vol-1", "us-east-1", "attach", true, false}));
+    ASSERT_TRUE(j->step_done("fetch", {{"blocks", 12}}));
+    ASSERT_TRUE(j->deleted("vol-1"));
+    struct stat st {};
+    ASSERT_EQ(stat(j->path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    ASSERT_EQ(stat((*dir + "/builds").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+  }
+  auto j = Journal::open(*dir + "/builds", id);
+  ASSERT_TRUE(j) << j.error().message;
+  const auto& s = j->state();
+  EXPECT_EQ(s.build_id, id);
+  EXPECT_EQ(s.start["recipe"], "r.toml");
+  EXPECT_EQ(s.step_results.at("fetch")["blocks"], 12);
+  auto live = s.live_resources();
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].id, "snap-1");
+  EXPECT_EQ(Journal::list(*dir + "/builds"), std::vector<std::string>{id});
+}
+
+TEST(Journal, TornLastLineIsIgnoredButDamageElsewhereIsAnError) {
+  auto s = Journal::replay(
+      "{\"event\":\"start\",\"build_id\":\"b-1\"}\n{\"event\":\"created\",\"id\":\"ami-1\",\"kind\":\"image\"}\n{\"event\":\"crea");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->live_resources().size(), 1u);
+  auto bad = Journal::replay("{\"event\":\"start\"}\ngarbage\n{\"event\":\"finished\"}\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("line 2"), std::string::npos);
+}
+
+TEST(Journal, LiveResourcesComeNewestFirst) {
+  auto s = Journal::replay(
+      "{\"event\":\"created\",\"id\":\"snap-1\",\"kind\":\"snapshot\"}\n"
+      "{\"event\":\"created\",\"id\":\"ami-1\",\"kind\":\"image\"}\n");
+  ASSERT_TRUE(s);
+  auto live = s->live_resources();
+  ASSERT_EQ(live.size(), 2u);
+  EXPECT_EQ(live[0].id, "ami-1");  // deregister the image before deleting its snapshot
+}
+
+}  // namespace
+}  // namespace amibake::bake

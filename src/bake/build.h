@@ -1,0 +1,93 @@
+// `amibake build`, `plan`, `cleanup` and `gc`: the bake pipeline and its janitors.
+//
+// A build is a flat list of named steps (build.cc reads like a table of contents).
+// Every step records its result in the journal; `--resume` skips finished steps and
+// redoes unfinished ones idempotently (client tokens, names, tags). Every AWS
+// resource a build makes carries the tag amibake:build-id, so `cleanup` (with the
+// journal) and `gc` (without it) can remove what a failed build left.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "aws/client.h"
+#include "bake/events.h"
+#include "bake/recipe.h"
+#include "base/result.h"
+
+namespace amibake::bake {
+
+// Tag keys on everything amibake creates.
+inline constexpr const char* kTagBuildId = "amibake:build-id";
+inline constexpr const char* kTagRole = "amibake:role";            // base-copy, root-snapshot, image
+inline constexpr const char* kTagTemporary = "amibake:temporary";  // "true" | "false"
+inline constexpr const char* kTagBaseImage = "amibake:base-image";
+inline constexpr const char* kTagRecipeHash = "amibake:recipe-hash";
+inline constexpr const char* kTagCopyOf = "amibake:copy-of";  // on the account's copy of a base
+
+struct BuildOptions {
+  Recipe recipe;
+  std::string recipe_hash;       // identity of the recipe (tags); see recipe_identity()
+  std::string method = "direct";
+  std::string resume_id;         // continue this build instead of starting one
+  bool force = false;            // build even when an AMI of this base+recipe exists
+  int concurrency = 16;          // block transfers in flight
+  std::string work_dir;          // local image files; default default_work_dir()
+  std::string journal_dir;       // default Journal::default_dir()
+  // Path of a datavol binary to install instead of the embedded one (tests, dev builds).
+  std::string datavol_binary;
+};
+
+struct BuildResult {
+  std::string build_id;
+  std::string region;
+  std::string ami_id;
+  bool reused_existing = false;  // an AMI of the same base and recipe existed
+  nlohmann::json manifest;
+  std::string manifest_path;
+};
+
+// Returns the hex SHA-256 identifying a recipe's content (what it bakes, not its
+// comments or name pattern's date), used to find an existing AMI of the same recipe.
+std::string recipe_identity(const Recipe& recipe);
+
+// Runs (or resumes) a build. `interrupts` counts Ctrl-C presses: the first stops the
+// build at the next check and removes what this build made (exit code 130 in the
+// error); a second during that cleanup stops it and leaves the rest to `cleanup`.
+Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& options, Events& events,
+                              const std::atomic<int>& interrupts);
+
+// The plan: what `build` would do, as text lines and JSON. Makes no change.
+struct Plan {
+  nlohmann::json json;
+  std::string text;
+};
+Result<Plan> make_plan(aws::AwsClient& client, const BuildOptions& options);
+
+// The IAM policy (JSON document) a method needs.
+nlohmann::json iam_policy(const std::string& method);
+
+struct CleanupReport {
+  std::vector<std::string> removed;  // ids
+  std::vector<std::string> failed;   // "id: reason"
+};
+// Removes every resource build `build_id` made (journal first, then anything still
+// carrying its build tag), newest first. Shared caches (the base copy) are kept.
+Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& journal_dir,
+                                    const std::string& build_id, Events& events,
+                                    const std::atomic<int>* interrupts = nullptr);
+
+struct Leftover {
+  std::string kind, id, build_id, role, state;
+  bool build_finished = false;
+};
+// Finds resources tagged by amibake in the client's region whose build did not finish
+// (or is unknown to the journal folder), and base copies no longer in use. With
+// `remove`, deletes the leftovers (never images of finished builds).
+Result<std::vector<Leftover>> gc(aws::AwsClient& client, const std::string& journal_dir,
+                                 bool remove, bool include_copies, Events& events);
+
+}  // namespace amibake::bake

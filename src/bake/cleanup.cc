@@ -1,0 +1,174 @@
+// Cleanup and gc: removing what builds left.
+//
+// Order matters on AWS: an image must be deregistered before its snapshots can be
+// deleted, and a volume detached before it is deleted. Resources are therefore
+// removed by kind: images, then volumes, then snapshots. "Already gone" answers
+// (*.NotFound) count as removed, so cleanup can be rerun until it reports nothing.
+// The shared base copy (tag amibake:copy-of, no build id) is never removed by a
+// build's cleanup: other builds of the same base reuse it; `gc --copies` removes it.
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "aws/ec2.h"
+#include "aws/waiter.h"
+#include "bake/build.h"
+#include "bake/host_checks.h"
+#include "bake/journal.h"
+#include "base/files.h"
+
+namespace amibake::bake {
+namespace {
+
+bool is_not_found(const Error& e) { return e.aws_code.ends_with(".NotFound"); }
+
+struct Found {
+  std::string kind, id, build_id, role, state;
+};
+
+// Every image, snapshot and volume in the region carrying tag `filter_key`(=`value`).
+Result<std::vector<Found>> find_tagged(aws::AwsClient& c, const aws::Filter& filter) {
+  std::vector<Found> out;
+  aws::ec2::DescribeImagesRequest ir;
+  ir.owners = {"self"};
+  ir.filters = {filter};
+  AMIBAKE_ASSIGN(auto images, aws::ec2::describe_images(c, ir));
+  for (const auto& i : images) {
+    out.push_back({"image", i.image_id, aws::ec2::find_tag(i.tags, kTagBuildId),
+                   aws::ec2::find_tag(i.tags, kTagRole), i.state});
+  }
+  aws::ec2::DescribeVolumesRequest vr;
+  vr.filters = {filter};
+  AMIBAKE_ASSIGN(auto volumes, aws::ec2::describe_volumes(c, vr));
+  for (const auto& v : volumes) {
+    out.push_back({"volume", v.volume_id, aws::ec2::find_tag(v.tags, kTagBuildId),
+                   aws::ec2::find_tag(v.tags, kTagRole), v.state});
+  }
+  aws::ec2::DescribeSnapshotsRequest sr;
+  sr.owner_ids = {"self"};
+  sr.filters = {filter};
+  AMIBAKE_ASSIGN(auto snaps, aws::ec2::describe_snapshots(c, sr));
+  for (const auto& s : snaps) {
+    out.push_back({"snapshot", s.snapshot_id, aws::ec2::find_tag(s.tags, kTagBuildId),
+                   aws::ec2::find_tag(s.tags, kTagRole), s.state});
+  }
+  return out;
+}
+
+Status remove_resource(aws::AwsClient& c, const std::string& kind, const std::string& id) {
+  Status s;
+  if (kind == "image") {
+    s = aws::ec2::deregister_image(c, id);
+  } else if (kind == "volume") {
+    aws::ec2::DetachVolumeRequest d;
+    d.volume_id = id;
+    auto detached = aws::ec2::detach_volume(c, d);
+    if (detached || detached.error().aws_code == "IncorrectState") {
+      aws::WaitOptions w;
+      w.timeout = std::chrono::minutes(5);
+      w.interval = std::chrono::milliseconds(500);
+      auto avail = aws::wait_volume_available(c, id, w);
+      if (!avail && !is_not_found(avail.error())) return avail.error();
+    }
+    s = aws::ec2::delete_volume(c, id);
+  } else if (kind == "snapshot") {
+    s = aws::ec2::delete_snapshot(c, id);
+  } else {
+    return make_error(id + ": unknown resource kind '" + kind + "'");
+  }
+  if (!s && is_not_found(s.error())) return ok();
+  return s;
+}
+
+int kind_rank(const std::string& kind) {
+  return kind == "image" ? 0 : kind == "volume" ? 1 : 2;
+}
+
+}  // namespace
+
+Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& journal_dir,
+                                    const std::string& build_id, Events& events,
+                                    const std::atomic<int>* interrupts) {
+  std::string dir = journal_dir.empty() ? Journal::default_dir() : journal_dir;
+  auto journal = Journal::open(dir, build_id);
+  // What to remove: the journal's live resources, plus anything still tagged with the
+  // build id (a crash between a create and its journal line leaves only the tag).
+  std::vector<std::pair<std::string, std::string>> todo;  // kind, id
+  std::set<std::string> seen;
+  if (journal) {
+    for (const auto& r : journal->state().live_resources()) {
+      if (r.region == client.region() || r.region.empty()) {
+        if (seen.insert(r.id).second) todo.push_back({r.kind, r.id});
+      }
+    }
+  } else {
+    events.warn("no journal for " + build_id + " in " + dir + "; removing by tag only");
+  }
+  AMIBAKE_ASSIGN(auto tagged, find_tagged(client, {"tag:" + std::string(kTagBuildId), {build_id}}));
+  for (const auto& f : tagged) {
+    if (f.role == "base-copy") continue;
+    if (seen.insert(f.id).second) todo.push_back({f.kind, f.id});
+  }
+  std::stable_sort(todo.begin(), todo.end(), [](const auto& a, const auto& b) {
+    return kind_rank(a.first) < kind_rank(b.first);
+  });
+  CleanupReport report;
+  for (const auto& [kind, id] : todo) {
+    if (interrupts && interrupts->load() > 1) {
+      report.failed.push_back(id + ": not removed (interrupted again)");
+      continue;
+    }
+    auto s = remove_resource(client, kind, id);
+    if (!s) {
+      report.failed.push_back(id + ": " + s.error().message);
+      events.warn("could not remove " + kind + " " + id + ": " + s.error().message);
+      continue;
+    }
+    report.removed.push_back(id);
+    events.info("removed " + kind + " " + id);
+    if (journal) AMIBAKE_TRY(journal->deleted(id));
+  }
+  if (report.failed.empty()) {
+    if (journal) AMIBAKE_TRY(journal->cleaned());
+    std::error_code ec;
+    std::filesystem::remove_all(default_work_dir() + "/" + build_id, ec);
+  }
+  return report;
+}
+
+Result<std::vector<Leftover>> gc(aws::AwsClient& client, const std::string& journal_dir,
+                                 bool remove, bool include_copies, Events& events) {
+  AMIBAKE_ASSIGN(auto tagged, find_tagged(client, {"tag-key", {kTagBuildId}}));
+  // A build is finished when its image exists and is available: that needs no journal.
+  std::set<std::string> finished;
+  for (const auto& f : tagged) {
+    if (f.kind == "image" && f.role == "image" && f.state == "available") finished.insert(f.build_id);
+  }
+  std::vector<Leftover> out;
+  for (const auto& f : tagged) {
+    if (f.role == "base-copy") continue;
+    bool done = finished.count(f.build_id) > 0;
+    if (!done) out.push_back({f.kind, f.id, f.build_id, f.role, f.state, false});
+  }
+  if (include_copies) {
+    AMIBAKE_ASSIGN(auto copies, find_tagged(client, {"tag-key", {kTagCopyOf}}));
+    for (const auto& f : copies) out.push_back({f.kind, f.id, "", "base-copy", f.state, false});
+  }
+  (void)journal_dir;
+  if (remove) {
+    std::stable_sort(out.begin(), out.end(), [](const Leftover& a, const Leftover& b) {
+      return kind_rank(a.kind) < kind_rank(b.kind);
+    });
+    for (const auto& l : out) {
+      auto s = remove_resource(client, l.kind, l.id);
+      if (!s) {
+        events.warn("could not remove " + l.kind + " " + l.id + ": " + s.error().message);
+      } else {
+        events.info("removed " + l.kind + " " + l.id + (l.build_id.empty() ? "" : " (build " + l.build_id + ")"));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace amibake::bake

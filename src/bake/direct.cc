@@ -1,0 +1,228 @@
+// The direct method's data steps: fetch the owned root snapshot into a sparse local
+// image, install the payload into it, upload only the blocks that changed.
+//
+// Transfers run on `concurrency` worker threads pulling block indices from a shared
+// counter; the AwsClient is thread-safe and does its own retries, so a worker only
+// stops on a final error or on Ctrl-C, and the first error stops the others.
+//
+// The per-block SHA-256 digests of the fetched image ("before") are saved next to
+// it: after the install, hashing again and diffing gives exactly the blocks to
+// upload, including blocks that became zero (uploaded as zeros, which clears the
+// parent's data there). On resume the saved digests stand in for the fetch.
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "aws/ebs.h"
+#include "aws/ec2.h"
+#include "aws/sigv4.h"
+#include "aws/waiter.h"
+#include "bake/build_steps.h"
+#include "bake/payload_install.h"
+#include "base/files.h"
+#include "image/block_image.h"
+
+namespace amibake::bake {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Runs `work(i)` for i in [0, count) on `threads` threads; stops at the first error
+// or interrupt and returns it.
+Status parallel_for(StepContext& ctx, size_t count, int threads,
+                    const std::function<Status(size_t)>& work) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  std::optional<Error> first_error;
+  auto worker = [&] {
+    for (;;) {
+      {
+        std::lock_guard lock(mu);
+        if (first_error) return;
+      }
+      if (auto s = ctx.check_interrupt(); !s) {
+        std::lock_guard lock(mu);
+        if (!first_error) first_error = s.error();
+        return;
+      }
+      size_t i = next.fetch_add(1);
+      if (i >= count) return;
+      if (auto s = work(i); !s) {
+        std::lock_guard lock(mu);
+        if (!first_error) first_error = s.error();
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  int n = std::max(1, std::min<int>(threads, static_cast<int>(count)));
+  for (int t = 0; t < n; ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (first_error) return *first_error;
+  return ok();
+}
+
+Status save_hashes(const std::string& path, const image::BlockHashes& h) {
+  std::ostringstream o;
+  o << h.block_count() << "\n";
+  for (const auto& [index, digest] : h.nonzero()) o << index << " " << image::digest_hex(digest) << "\n";
+  return write_file_atomic(path, o.str(), 0600);
+}
+
+Result<image::BlockHashes> load_hashes(const std::string& path) {
+  AMIBAKE_ASSIGN(std::string text, read_file(path));
+  std::istringstream in(text);
+  uint64_t count = 0;
+  if (!(in >> count)) return make_error(path + ": not a block hash file");
+  image::BlockHashes h(count);
+  uint64_t index;
+  std::string hex;
+  while (in >> index >> hex) {
+    if (hex.size() != 64) return make_error(path + ": bad digest for block " + std::to_string(index));
+    image::Digest d{};
+    for (size_t i = 0; i < 32; ++i) d[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+    h.set(index, d);
+  }
+  return h;
+}
+
+std::string image_path(const StepContext& ctx) { return ctx.work + "/root.img"; }
+std::string hashes_path(const StepContext& ctx) { return ctx.work + "/root.before"; }
+
+}  // namespace
+
+// ---- step: fetch ----
+Result<json> step_fetch(StepContext& ctx) {
+  std::string snap = ctx.results["own-copy"]["root_snapshot"];
+  aws::ebs::ListSnapshotBlocksRequest list;
+  list.snapshot_id = snap;
+  AMIBAKE_ASSIGN(auto blocks, aws::ebs::list_snapshot_blocks(ctx.client, list));
+  if (blocks.block_size != 0 && blocks.block_size != static_cast<int64_t>(image::kBlockSize)) {
+    return make_error(snap + ": block size " + std::to_string(blocks.block_size) +
+                      " is not the 512 KiB amibake handles");
+  }
+  uint64_t size = static_cast<uint64_t>(blocks.volume_size) << 30;
+  AMIBAKE_ASSIGN(auto img, image::BlockImage::create(image_path(ctx), size));
+  image::BlockHashes before(img.block_count());
+  std::mutex hashes_mu;
+  std::atomic<uint64_t> done{0}, bytes{0};
+  auto t0 = Clock::now();
+  ctx.events.info(snap + ": " + std::to_string(blocks.blocks.size()) + " written blocks of " +
+                  std::to_string(blocks.volume_size) + " GiB");
+  AMIBAKE_TRY(parallel_for(ctx, blocks.blocks.size(), ctx.options.concurrency, [&](size_t i) -> Status {
+    const auto& b = blocks.blocks[i];
+    // get_snapshot_block checks the data against its SHA-256 checksum.
+    AMIBAKE_ASSIGN(auto data, aws::ebs::get_snapshot_block(ctx.client, snap, b.index, b.token));
+    AMIBAKE_TRY(img.write_block(static_cast<uint64_t>(b.index), data.data));
+    auto digest = image::sha256(data.data);
+    {
+      std::lock_guard lock(hashes_mu);
+      before.set(static_cast<uint64_t>(b.index), digest);
+    }
+    uint64_t n = ++done;
+    bytes += data.data.size();
+    ctx.events.progress("blocks fetched", n, blocks.blocks.size(), bytes.load(), since(t0));
+    return ok();
+  }));
+  AMIBAKE_TRY(img.sync());
+  AMIBAKE_TRY(save_hashes(hashes_path(ctx), before));
+  double secs = since(t0);
+  return json{{"image", image_path(ctx)},
+              {"volume_size_gib", blocks.volume_size},
+              {"blocks", blocks.blocks.size()},
+              {"bytes", bytes.load()},
+              {"seconds", secs},
+              {"mib_per_second", secs > 0 ? static_cast<double>(bytes.load()) / (1 << 20) / secs : 0}};
+}
+
+// ---- step: install ----
+Result<json> step_install(StepContext& ctx) {
+  PayloadSpec spec;
+  spec.volumes.reserve(ctx.options.recipe.volumes.size());
+  for (const auto& v : ctx.options.recipe.volumes) spec.volumes.push_back(v.datavol);
+  spec.datavol_binary = ctx.options.datavol_binary;
+  AMIBAKE_ASSIGN(auto report, install_payload(image_path(ctx), spec));
+  for (const auto& line : report.log) ctx.events.info(line);
+  return report.to_json();
+}
+
+// ---- step: upload ----
+Result<json> step_upload(StepContext& ctx) {
+  std::string parent = ctx.results["own-copy"]["root_snapshot"];
+  AMIBAKE_ASSIGN(auto img, image::BlockImage::open(image_path(ctx)));
+  AMIBAKE_ASSIGN(auto before, load_hashes(hashes_path(ctx)));
+  image::BlockHashes after;
+  AMIBAKE_ASSIGN(auto changed, img.changed_blocks(before, /*threads=*/2, &after));
+  ctx.events.info(std::to_string(changed.size()) + " blocks changed by the install");
+
+  // A snapshot journaled by an earlier attempt of this build is reused only while it
+  // is still pending (blocks can be written again); StartSnapshot's client token makes
+  // the call itself idempotent.
+  aws::ebs::StartSnapshotRequest start;
+  start.parent_snapshot_id = parent;
+  start.volume_size = ctx.results["fetch"]["volume_size_gib"];
+  start.description = "amibake build " + ctx.build_id + ": root of " +
+                      std::string(ctx.results["resolve"]["base_name"]) + " + datavol";
+  start.client_token = ctx.build_id + "-root";
+  start.timeout = 60;  // minutes; an abandoned upload ends in state "error" by itself
+  start.tags = ctx.tags("root-snapshot", /*temporary=*/false);
+  for (const auto& [k, v] : ctx.options.recipe.snapshot_tags) start.tags.push_back({k, v});
+  AMIBAKE_TRY(ctx.journal.intent("upload", "snapshot", start.client_token));
+  AMIBAKE_ASSIGN(auto started, aws::ebs::start_snapshot(ctx.client, start));
+  std::string snap = started.snapshot_id;
+  AMIBAKE_TRY(ctx.record("upload", "snapshot", snap, false));
+  if (started.status != "pending") {
+    return make_error(snap + ": StartSnapshot answered status '" + started.status +
+                          "' for client token " + start.client_token,
+                      "remove it with `amibake cleanup " + ctx.build_id + "` and build again");
+  }
+
+  std::vector<std::string> checksums(changed.size());
+  std::atomic<uint64_t> done{0}, bytes{0};
+  auto t0 = Clock::now();
+  AMIBAKE_TRY(parallel_for(ctx, changed.size(), ctx.options.concurrency, [&](size_t i) -> Status {
+    AMIBAKE_ASSIGN(std::string data, img.read_block(changed[i].index));
+    aws::ebs::PutSnapshotBlockRequest put;
+    put.snapshot_id = snap;
+    put.block_index = static_cast<int64_t>(changed[i].index);
+    put.checksum = aws::sha256_base64(data);
+    put.data = std::move(data);
+    put.progress = static_cast<int64_t>(done.load() * 100 / std::max<size_t>(1, changed.size()));
+    AMIBAKE_TRY(aws::ebs::put_snapshot_block(ctx.client, put));
+    checksums[i] = put.checksum;
+    uint64_t n = ++done;
+    bytes += image::kBlockSize;
+    ctx.events.progress("blocks uploaded", n, changed.size(), bytes.load(), since(t0));
+    return ok();
+  }));
+  double upload_secs = since(t0);
+  aws::ebs::CompleteSnapshotRequest complete;
+  complete.snapshot_id = snap;
+  complete.changed_blocks_count = static_cast<int64_t>(changed.size());
+  AMIBAKE_ASSIGN(complete.checksum, aws::ebs::linear_aggregate_checksum(checksums));
+  AMIBAKE_ASSIGN(std::string status, aws::ebs::complete_snapshot(ctx.client, complete));
+  ctx.events.info(snap + ": CompleteSnapshot answered '" + status + "'");
+  aws::WaitOptions w;
+  w.timeout = std::chrono::hours(2);
+  w.interval = std::chrono::milliseconds(std::stoi(env_or("AMIBAKE_POLL_MS", "2000")));
+  w.tolerated_error_codes = {"InvalidSnapshot.NotFound"};
+  w.on_progress = [&ctx, &snap](const aws::WaitState& s) {
+    ctx.events.info(snap + ": " + s.state + " " + s.detail);
+  };
+  AMIBAKE_ASSIGN(auto final_snap, aws::wait_snapshot_completed(ctx.client, snap, w));
+  (void)final_snap;
+  return json{{"snapshot", snap},
+              {"changed_blocks", changed.size()},
+              {"bytes", bytes.load()},
+              {"seconds", upload_secs}};
+}
+
+}  // namespace amibake::bake

@@ -1,0 +1,66 @@
+#include "bake/events.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "base/log.h"
+
+namespace amibake::bake {
+namespace {
+constexpr int kMinPercentStep = 10;
+}
+
+void Events::emit(const nlohmann::json& event, const std::string& plain) {
+  if (format_ == EventFormat::kQuiet) return;
+  if (format_ == EventFormat::kJson) {
+    nlohmann::json e = event;
+    e["time"] = std::chrono::duration<double>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+    std::string line = log::redact(e.dump()) + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    return;
+  }
+  log::info(plain);
+}
+
+void Events::step(const std::string& name, const std::string& message) {
+  std::lock_guard lock(mu_);
+  current_step_ = name;
+  last_percent_ = -1;
+  emit({{"event", "step"}, {"step", name}, {"message", message}}, "[" + name + "] " + message);
+}
+
+void Events::info(const std::string& message) {
+  std::lock_guard lock(mu_);
+  emit({{"event", "info"}, {"step", current_step_}, {"message", message}},
+       "[" + current_step_ + "] " + message);
+}
+
+void Events::warn(const std::string& message) {
+  std::lock_guard lock(mu_);
+  emit({{"event", "warning"}, {"step", current_step_}, {"message", message}},
+       "[" + current_step_ + "] warning: " + message);
+}
+
+void Events::progress(const std::string& what, uint64_t done, uint64_t total, uint64_t bytes,
+                      double seconds) {
+  std::lock_guard lock(mu_);
+  int percent = total ? static_cast<int>(done * 100 / total) : 100;
+  if (format_ == EventFormat::kPlain && done != total &&
+      percent / kMinPercentStep == last_percent_ / kMinPercentStep) {
+    return;
+  }
+  last_percent_ = percent;
+  double mib = static_cast<double>(bytes) / (1 << 20);
+  double rate = seconds > 0 ? mib / seconds : 0;
+  double eta = (done && done < total) ? seconds * static_cast<double>(total - done) / done : 0;
+  char plain[160];
+  std::snprintf(plain, sizeof plain, "%s %llu/%llu (%d%%, %.1f MiB, %.0f MiB/s, ETA %.0f s)",
+                what.c_str(), static_cast<unsigned long long>(done),
+                static_cast<unsigned long long>(total), percent, mib, rate, eta);
+  emit({{"event", "progress"}, {"step", current_step_}, {"what", what}, {"done", done},
+        {"total", total}, {"bytes", bytes}, {"seconds", seconds}},
+       "[" + current_step_ + "] " + plain);
+}
+
+}  // namespace amibake::bake

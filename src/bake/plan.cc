@@ -1,0 +1,140 @@
+// `amibake plan` and `amibake iam-policy`: what a build would do, changing nothing.
+// The plan resolves the base with read-only calls (SSM, DescribeImages, STS) and
+// lists the steps, the resources with their fate (kept, temporary, shared cache),
+// the final block device mapping and the IAM actions the method needs.
+#include <sstream>
+
+#include "aws/ec2.h"
+#include "aws/sts.h"
+#include "bake/build.h"
+
+namespace amibake::bake {
+namespace {
+
+using nlohmann::json;
+
+const std::vector<std::string>& direct_actions() {
+  static const std::vector<std::string> a = {
+      "ssm:GetParameter",        "sts:GetCallerIdentity",   "ec2:DescribeImages",
+      "ec2:DescribeImageAttribute", "ec2:CopyImage",        "ec2:DescribeSnapshots",
+      "ec2:RegisterImage",       "ec2:CreateTags",          "ec2:DescribeVolumes",
+      "ec2:DeregisterImage",     "ec2:DeleteSnapshot",      "ebs:ListSnapshotBlocks",
+      "ebs:GetSnapshotBlock",    "ebs:StartSnapshot",       "ebs:PutSnapshotBlock",
+      "ebs:CompleteSnapshot"};
+  return a;
+}
+
+const std::vector<std::string>& chroot_extra_actions() {
+  static const std::vector<std::string> a = {
+      "ec2:CreateVolume", "ec2:AttachVolume", "ec2:DetachVolume", "ec2:DeleteVolume",
+      "ec2:CreateSnapshot", "ec2:DescribeInstances"};
+  return a;
+}
+
+std::string mapping_text(const json& m) {
+  std::ostringstream o;
+  o << m.value("DeviceName", "") << "  ";
+  if (m.contains("Ebs")) {
+    const json& e = m["Ebs"];
+    o << e.value("SnapshotId", "blank") << "  " << e.value("VolumeSize", 0) << " GiB "
+      << e.value("VolumeType", "") << (e.value("Encrypted", false) ? " encrypted" : "");
+  } else if (m.contains("VirtualName")) {
+    o << "instance store " << m["VirtualName"].get<std::string>();
+  }
+  return o.str();
+}
+
+}  // namespace
+
+json iam_policy(const std::string& method) {
+  std::vector<std::string> actions = direct_actions();
+  if (method == "chroot") {
+    actions.insert(actions.end(), chroot_extra_actions().begin(), chroot_extra_actions().end());
+  }
+  std::sort(actions.begin(), actions.end());
+  json statements = json::array();
+  statements.push_back({{"Sid", "AmibakeBake"}, {"Effect", "Allow"}, {"Action", actions},
+                        {"Resource", "*"}});
+  // Encrypted snapshots (accounts with EBS encryption by default, KMS-encrypted
+  // bases) need the key; scoped to use through EC2/EBS.
+  statements.push_back({{"Sid", "AmibakeKmsForEbs"},
+                        {"Effect", "Allow"},
+                        {"Action", {"kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey",
+                                    "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"}},
+                        {"Resource", "*"},
+                        {"Condition", {{"StringLike", {{"kms:ViaService", "ec2.*.amazonaws.com"}}}}}});
+  return {{"Version", "2012-10-17"}, {"Statement", statements}};
+}
+
+Result<Plan> make_plan(aws::AwsClient& client, const BuildOptions& options) {
+  const Recipe& r = options.recipe;
+  AMIBAKE_ASSIGN(ResolvedBase base, resolve_base(client, r.base));
+  AMIBAKE_TRY(check_against_base(r, base.image));
+  AMIBAKE_ASSIGN(auto who, aws::sts::get_caller_identity(client));
+  bool owned = base.image.owner_id == who.account;
+
+  json steps = json::array({
+      "resolve: " + base.image.image_id + " (" + base.resolved_via + ")",
+      owned ? "own-copy: not needed (the account owns the base)"
+            : "own-copy: find or CopyImage " + base.image.image_id + " into the account (kept as a shared cache)",
+      "fetch: the root snapshot's written blocks into a sparse local image",
+      "install: datavol, its config, unit and links into the root filesystem",
+      "upload: the changed blocks as a new snapshot (parent: the owned root snapshot)",
+      "register: the AMI with the mappings below, IMDS " +
+          (r.attributes.imds_support.empty() ? std::string("as the base") : r.attributes.imds_support),
+      "verify: read the AMI back and check it"});
+  json resources = json::array();
+  if (!owned) {
+    resources.push_back({{"kind", "image+snapshot"}, {"what", "copy of " + base.image.image_id},
+                         {"fate", "kept (shared cache, removed by `amibake gc --copies`)"}});
+  }
+  resources.push_back({{"kind", "snapshot"}, {"what", "new root snapshot"}, {"fate", "kept (used by the AMI)"}});
+  resources.push_back({{"kind", "image"}, {"what", "the baked AMI"}, {"fate", "kept (the result)"}});
+
+  json mappings = json::array();
+  for (const auto& m : base.image.block_device_mappings) {
+    json j = {{"DeviceName", m.device_name}};
+    if (m.ebs) {
+      j["Ebs"] = {{"SnapshotId", m.device_name == base.image.root_device_name
+                                     ? std::string("<new root snapshot>")
+                                     : m.ebs->snapshot_id},
+                  {"VolumeSize", r.root_size_gib && m.device_name == base.image.root_device_name
+                                     ? *r.root_size_gib
+                                     : m.ebs->volume_size.value_or(0)},
+                  {"VolumeType", m.ebs->volume_type}};
+    }
+    if (!m.virtual_name.empty()) j["VirtualName"] = m.virtual_name;
+    mappings.push_back(j);
+  }
+  for (const auto& v : r.volumes) {
+    json e = {{"VolumeSize", v.size_gib}, {"VolumeType", v.type}, {"Encrypted", v.encrypted},
+              {"DeleteOnTermination", v.delete_on_termination}};
+    if (v.iops) e["Iops"] = *v.iops;
+    if (v.throughput) e["Throughput"] = *v.throughput;
+    if (!v.kms_key_id.empty()) e["KmsKeyId"] = v.kms_key_id;
+    mappings.push_back({{"DeviceName", v.device}, {"Ebs", e},
+                        {"datavol", {{"mount", v.datavol.mount}, {"filesystem", v.datavol.filesystem}}}});
+  }
+  json policy = iam_policy(options.method);
+  Plan plan;
+  plan.json = {{"region", client.region()}, {"method", options.method},
+               {"base", describe_json(base)}, {"steps", steps}, {"resources", resources},
+               {"block_device_mappings", mappings}, {"iam_actions", policy["Statement"][0]["Action"]}};
+  std::ostringstream o;
+  o << "region   " << client.region() << "\nmethod   " << options.method << "\nbase     "
+    << base.image.image_id << "  " << base.image.name << "\n\nsteps\n";
+  for (const auto& s : steps) o << "  " << s.get<std::string>() << "\n";
+  o << "\nresources\n";
+  for (const auto& res : resources) {
+    o << "  " << res["kind"].get<std::string>() << ": " << res["what"].get<std::string>() << " — "
+      << res["fate"].get<std::string>() << "\n";
+  }
+  o << "\nblock device mapping\n";
+  for (const auto& m : mappings) o << "  " << mapping_text(m) << "\n";
+  o << "\nIAM actions (`amibake iam-policy` prints the policy)\n";
+  for (const auto& a : policy["Statement"][0]["Action"]) o << "  " << a.get<std::string>() << "\n";
+  plan.text = o.str();
+  return plan;
+}
+
+}  // namespace amibake::bake

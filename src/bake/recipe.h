@@ -1,0 +1,75 @@
+// The recipe: what to bake, as a TOML file (docs/recipe.md).
+//
+// Parsing is strict: an unknown key or a wrong type is an error naming the file,
+// line and key, because a silently ignored typo ("encryptd = true") would produce
+// an AMI that looks right and is not.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aws/ec2.h"
+#include "bake/base_image.h"
+#include "base/result.h"
+#include "datavol/config.h"
+
+namespace amibake::bake {
+
+// One extra EBS volume in the AMI's block device mapping, and how datavol prepares it.
+struct RecipeVolume {
+  std::string device = "/dev/xvdb";  // mapping name in the AMI
+  int64_t size_gib = 1024;
+  std::string type = "gp3";
+  std::optional<int64_t> iops;        // gp3/io1/io2
+  std::optional<int64_t> throughput;  // gp3, MiB/s
+  bool encrypted = true;              // DEVELOPERS.md: data volume encrypted by default
+  std::string kms_key_id;             // empty = the account's default EBS key
+  bool delete_on_termination = true;
+  datavol::VolumeConfig datavol;      // mount, filesystem, label, owner, mode, required_by...
+};
+
+// Image attributes the recipe may override; unset = carried over from the base.
+struct AttributeOverrides {
+  std::string imds_support = "v2.0";  // produced AMIs require IMDSv2 (DEVELOPERS.md)
+  std::optional<std::string> boot_mode;
+  std::optional<bool> ena_support;
+  std::optional<std::string> sriov_net_support;
+  std::optional<std::string> tpm_support;
+};
+
+struct Recipe {
+  std::string path;  // where it was read from ("" for flags only)
+  BaseSelector base;
+  std::string name = "amibake-{base_name}-{date}";
+  std::string description = "{base_name} with a data volume prepared by amibake datavol";
+  std::map<std::string, std::string> image_tags;
+  std::map<std::string, std::string> snapshot_tags;
+  std::optional<int64_t> root_size_gib;  // unset = the base's root size
+  std::vector<RecipeVolume> volumes;
+  AttributeOverrides attributes;
+};
+
+// Parses recipe TOML text; `origin` names it in errors ("r.toml:12: ...").
+// Errors carry exit code 2 (bad input).
+Result<Recipe> parse_recipe(const std::string& text, const std::string& origin);
+
+// Reads and parses a recipe file.
+Result<Recipe> load_recipe(const std::string& path);
+
+// Checks the recipe against the resolved base image, before anything is created:
+// a volume device that clashes with one of the base's mappings (root included),
+// a root size smaller than the base's. Errors carry exit code 2.
+Status check_against_base(const Recipe& recipe, const aws::ec2::Image& base);
+
+// Expands {date} (UTC YYYYMMDD-HHMMSS), {base_name} and {base_id} in `pattern`.
+std::string expand_name(const std::string& pattern, const aws::ec2::Image& base,
+                        const std::string& utc_stamp);
+
+// Normalises a device mapping name for comparisons: "/dev/sdb" and "xvdb" are the
+// same slot on EC2 ("sd" <-> "xvd", "/dev/" prefix optional).
+std::string normalise_device(const std::string& device);
+
+}  // namespace amibake::bake

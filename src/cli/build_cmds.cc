@@ -1,0 +1,158 @@
+// Glue between the command line and the bake. SIGINT is counted (not handled by
+// default action) so the build can stop at its next check, clean up, and exit 130.
+#include "cli/build_cmds.h"
+
+#include <csignal>
+#include <iostream>
+
+#include "aws/client.h"
+#include "bake/build.h"
+#include "bake/journal.h"
+#include "cli/base_cmd.h"
+
+namespace amibake::cli {
+namespace {
+
+std::atomic<int> g_interrupts{0};
+
+extern "C" void on_sigint(int) {
+  int n = ++g_interrupts;
+  if (n == 1) {
+    static const char msg[] = "\namibake: interrupted: stopping and removing what this build made "
+                              "(Ctrl-C again to leave that to `amibake cleanup`)\n";
+    (void)!::write(2, msg, sizeof msg - 1);
+  }
+}
+
+void install_sigint_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+Result<bake::BuildOptions> options_from(const BuildFlags& f) {
+  bake::BuildOptions o;
+  if (f.resume.empty() && f.recipe.empty()) {
+    return make_error("build: give a recipe file, or --resume BUILD_ID", "", 2);
+  }
+  if (!f.recipe.empty()) {
+    AMIBAKE_ASSIGN(o.recipe, bake::load_recipe(f.recipe));
+    o.recipe_hash = bake::recipe_identity(o.recipe);
+  }
+  o.method = f.method;
+  o.resume_id = f.resume;
+  o.force = f.force;
+  o.concurrency = f.concurrency;
+  o.work_dir = f.work_dir;
+  o.journal_dir = f.journal_dir;
+  o.datavol_binary = f.datavol_binary;
+  return o;
+}
+
+}  // namespace
+
+void add_build_flags(CLI::App& cmd, BuildFlags& f, bool with_build) {
+  cmd.add_option("recipe", f.recipe, "recipe file (TOML), e.g. examples/batch-worker.toml");
+  cmd.add_option("--method", f.method, "direct (EBS direct APIs, no instance)")
+      ->check(CLI::IsMember({"direct", "chroot"}));
+  cmd.add_flag("--json", f.json, "print the result as JSON");
+  if (!with_build) return;
+  cmd.add_option("--resume", f.resume, "continue the build with this id");
+  cmd.add_flag("--force", f.force, "build even when an AMI of the same base and recipe exists");
+  cmd.add_option("--events", f.events, "progress on stderr: plain or json")
+      ->check(CLI::IsMember({"plain", "json"}));
+  cmd.add_option("--concurrency", f.concurrency, "block transfers in flight (default 16)")
+      ->check(CLI::Range(1, 256));
+  cmd.add_option("--work-dir", f.work_dir, "where the local image is kept");
+  cmd.add_option("--journal-dir", f.journal_dir, "where build journals are kept");
+  cmd.add_option("--datavol-binary", f.datavol_binary,
+                 "install this datavol binary instead of the embedded one");
+}
+
+int run_plan(const aws::ClientSettings& settings, const BuildFlags& flags) {
+  auto o = options_from(flags);
+  if (!o) return report_error(o.error());
+  auto client = aws::make_client(settings);
+  if (!client) return report_error(client.error());
+  auto plan = bake::make_plan(**client, *o);
+  if (!plan) return report_error(plan.error());
+  std::cout << (flags.json ? plan->json.dump(2) + "\n" : plan->text);
+  return 0;
+}
+
+int run_build_command(const aws::ClientSettings& settings, const BuildFlags& flags) {
+  auto o = options_from(flags);
+  if (!o && !(flags.recipe.empty() && !flags.resume.empty())) return report_error(o.error());
+  if (flags.recipe.empty() && !flags.resume.empty()) {
+    // Resuming: the recipe comes from the journal.
+    std::string dir = flags.journal_dir.empty() ? bake::Journal::default_dir() : flags.journal_dir;
+    auto j = bake::Journal::open(dir, flags.resume);
+    if (!j) return report_error(j.error());
+    BuildFlags with_recipe = flags;
+    with_recipe.recipe = j->state().start.value("recipe", "");
+    o = options_from(with_recipe);
+    if (!o) return report_error(o.error().wrap("resume " + flags.resume + ": recipe"));
+  }
+  auto client = aws::make_client(settings);
+  if (!client) return report_error(client.error());
+  bake::Events events(flags.events == "json" ? bake::EventFormat::kJson : bake::EventFormat::kPlain);
+  install_sigint_handler();
+  auto r = bake::run_build(**client, *o, events, g_interrupts);
+  if (!r) return report_error(r.error());
+  if (flags.json) {
+    nlohmann::json out = {{"build_id", r->build_id}, {"region", r->region}, {"ami", r->ami_id},
+                          {"reused", r->reused_existing}, {"manifest", r->manifest_path}};
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << r->ami_id << "\n";
+  }
+  return 0;
+}
+
+int run_cleanup(const aws::ClientSettings& settings, const CleanupFlags& flags) {
+  auto client = aws::make_client(settings);
+  if (!client) return report_error(client.error());
+  bake::Events events;
+  install_sigint_handler();
+  auto r = bake::cleanup_build(**client, flags.journal_dir, flags.build_id, events, &g_interrupts);
+  if (!r) return report_error(r.error());
+  for (const auto& id : r->removed) std::cout << "removed " << id << "\n";
+  for (const auto& f : r->failed) std::cerr << "amibake: not removed: " << f << "\n";
+  if (!r->failed.empty()) {
+    std::cerr << "  hint: fix the cause and run `amibake cleanup " << flags.build_id << "` again\n";
+    return 1;
+  }
+  return 0;
+}
+
+int run_gc(const aws::ClientSettings& settings, const GcFlags& flags) {
+  auto client = aws::make_client(settings);
+  if (!client) return report_error(client.error());
+  bake::Events events;
+  auto r = bake::gc(**client, flags.journal_dir, flags.remove, flags.copies, events);
+  if (!r) return report_error(r.error());
+  if (flags.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& l : *r) {
+      out.push_back({{"kind", l.kind}, {"id", l.id}, {"build_id", l.build_id}, {"role", l.role},
+                     {"state", l.state}});
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const auto& l : *r) {
+      std::cout << l.kind << " " << l.id << " " << (l.build_id.empty() ? "-" : l.build_id) << " "
+                << l.role << " " << l.state << "\n";
+    }
+    if (!flags.remove && !r->empty()) std::cerr << "amibake: run `amibake gc --delete` to remove these\n";
+  }
+  return 0;
+}
+
+int run_iam_policy(const std::string& method) {
+  std::cout << bake::iam_policy(method).dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace amibake::cli

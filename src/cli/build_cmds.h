@@ -1,0 +1,44 @@
+// `amibake plan|build|cleanup|gc|iam-policy`: flags and the glue to src/bake.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "aws/config.h"
+
+namespace amibake::cli {
+
+struct BuildFlags {
+  std::string recipe;
+  std::string method = "direct";
+  std::string resume;
+  bool force = false;
+  bool json = false;
+  std::string events = "plain";  // plain | json
+  int concurrency = 16;
+  std::string work_dir, journal_dir, datavol_binary;
+};
+
+// Adds the flags of `plan` (with_build = false) or `build` (true) to `cmd`.
+void add_build_flags(CLI::App& cmd, BuildFlags& flags, bool with_build);
+
+int run_plan(const aws::ClientSettings& settings, const BuildFlags& flags);
+int run_build_command(const aws::ClientSettings& settings, const BuildFlags& flags);
+
+struct CleanupFlags {
+  std::string build_id;
+  std::string journal_dir;
+};
+int run_cleanup(const aws::ClientSettings& settings, const CleanupFlags& flags);
+
+struct GcFlags {
+  bool remove = false;
+  bool copies = false;
+  bool json = false;
+  std::string journal_dir;
+};
+int run_gc(const aws::ClientSettings& settings, const GcFlags& flags);
+
+int run_iam_policy(const std::string& method);
+
+}  // namespace amibake::cli

@@ -1,0 +1,94 @@
+// `amibake doctor`. The checks run in the order a user fixes things: without
+// credentials nothing else on the AWS side can be asked, so a failing early check
+// turns the dependent ones into "skipped" lines instead of a cascade of errors.
+// The secret key never appears; the access key id is shown shortened, enough to
+// tell two keys apart.
+#include "cli/doctor.h"
+
+#include <ostream>
+
+#include "aws/client.h"
+#include "aws/imds.h"
+#include "aws/sts.h"
+#include "bake/host_checks.h"
+
+namespace amibake::cli {
+namespace {
+
+constexpr uint64_t kMinFreeBytes = 4ull << 30;  // fetched root blocks + headroom
+
+void print(std::ostream& out, const bake::Check& c) {
+  out << (c.ok ? "✓ " : "✗ ") << c.name << ": " << c.detail << "\n";
+  if (!c.ok && !c.fix.empty()) out << "    fix: " << c.fix << "\n";
+}
+
+std::string short_key_id(const std::string& id) {
+  if (id.size() <= 8) return id;
+  return id.substr(0, 4) + "…" + id.substr(id.size() - 4);
+}
+
+// Checks the AWS side; returns false when any of them failed.
+bool check_aws(const aws::ClientSettings& settings, std::ostream& out) {
+  auto client = aws::make_client(settings);
+  if (!client) {
+    print(out, {"aws configuration", false, client.error().message, client.error().hint});
+    return false;
+  }
+  aws::AwsClient& c = **client;
+  bool all_ok = true;
+  out << "✓ region: " << c.region() << "\n";
+  for (const char* svc : {"ec2", "ssm", "sts", "ebs"}) {
+    out << "  endpoint " << svc << ": " << c.endpoint(svc) << " (" << c.endpoint_source(svc)
+        << ")\n";
+  }
+  auto creds = c.credentials().get();
+  if (!creds) {
+    print(out, {"credentials", false, creds.error().message, creds.error().hint});
+    out << "- identity: skipped (no credentials)\n";
+    return false;
+  }
+  print(out, {"credentials", true,
+              "key " + short_key_id(creds->access_key_id) + " from " + creds->source, ""});
+  auto who = aws::sts::get_caller_identity(c);
+  if (!who) {
+    print(out, {"identity", false, who.error().message, who.error().hint});
+    all_ok = false;
+  } else {
+    print(out, {"identity", true, "account " + who->account + ", " + who->arn, ""});
+  }
+  return all_ok;
+}
+
+void check_ec2_host(std::ostream& out) {
+  aws::ImdsClient imds;
+  if (imds.disabled()) {
+    print(out, {"EC2 host (chroot method)", false, "IMDS disabled by AWS_EC2_METADATA_DISABLED",
+                "the chroot method runs on an EC2 instance; use the direct method here"});
+    return;
+  }
+  auto id = imds.instance_id();
+  if (!id) {
+    print(out, {"EC2 host (chroot method)", false,
+                "not on EC2 (no IMDSv2 answer from " + imds.endpoint() + ")",
+                "the chroot method runs on an EC2 instance; use the direct method here"});
+    return;
+  }
+  auto az = imds.availability_zone();
+  print(out, {"EC2 host (chroot method)", true,
+              "instance " + *id + (az ? " in " + *az : std::string()), ""});
+}
+
+}  // namespace
+
+int run_doctor(const aws::ClientSettings& settings, std::ostream& out) {
+  bool ok = check_aws(settings, out);
+  for (const auto& c : bake::check_direct_method_host({}, kMinFreeBytes)) {
+    print(out, c);
+    ok = ok && c.ok;
+  }
+  check_ec2_host(out);
+  out << (ok ? "direct method: ready\n" : "direct method: not ready (see ✗ above)\n");
+  return ok ? 0 : 1;
+}
+
+}  // namespace amibake::cli

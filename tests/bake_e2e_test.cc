@@ -1,0 +1,402 @@
+// End-to-end: the real amibake binary baking against a real awsemu process over
+// HTTP, with the catalog images built by tests/fixtures/make-base-images. Checks
+// are made independently of amibake's own reporting: through the EC2/EBS APIs and
+// by mounting the new root snapshot's content read-only.
+//
+// Needs root (loop devices, mounts); skips with the reason otherwise.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include "aws/client.h"
+#include "aws/ebs.h"
+#include "aws/ec2.h"
+#include "base/files.h"
+#include "datavol/config.h"
+#include "image/block_image.h"
+#include "image/loop.h"
+#include "image/mount.h"
+#include "image/partition.h"
+#include "tests/support/background.h"
+
+namespace amibake {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::BackgroundProcess;
+
+constexpr const char* kKey = "AKIAAWSEMU0EXAMPLE00";
+constexpr const char* kSecret = "awsemu+Test+Secret+Key/NOT+A+REAL+SECRET0";
+
+std::string fixtures_dir() { return std::string(AMIBAKE_BINARY_DIR) + "/fixtures"; }
+
+struct CliRun {
+  int rc = -1;
+  std::string out, err;
+};
+
+class BakeE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) return;
+    std::string out, err;
+    int rc = testing::run_capture({std::string(AMIBAKE_SOURCE_DIR) + "/tests/fixtures/make-base-images",
+                                   fixtures_dir()},
+                                  {}, &out, &err);
+    fixtures_ok_ = rc == 0;
+    if (!fixtures_ok_) fixtures_error_ = err;
+  }
+
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root for loop devices and mounts";
+    ASSERT_TRUE(fixtures_ok_) << "make-base-images failed: " << fixtures_error_;
+    auto d = make_temp_dir("amibake-e2e");
+    ASSERT_TRUE(d);
+    dir_ = *d;
+    start_emu({});
+  }
+
+  void TearDown() override {
+    emu_.stop();
+    if (!dir_.empty() && !HasFailure()) fs::remove_all(dir_);
+  }
+
+  void start_emu(const std::vector<std::string>& extra) {
+    emu_.stop();
+    std::vector<std::string> argv = {AWSEMU_BINARY, "--port", "0", "--data", dir_ + "/emu",
+                                     "--catalog", fixtures_dir(), "--speed", "0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    std::string err;
+    // A fresh log per start: the previous run's "listening" line must not be read.
+    std::string log = dir_ + "/emu." + std::to_string(++emu_starts_) + ".log";
+    ASSERT_TRUE(emu_.start(argv, {}, log, &err)) << err;
+    std::string line = emu_.wait_for_line("awsemu listening on ", std::chrono::seconds(30));
+    ASSERT_FALSE(line.empty()) << "awsemu did not start; see " << log;
+    url_ = line.substr(std::string("awsemu listening on ").size());
+    url_ = url_.substr(0, url_.find_first_of(" \r\n"));
+  }
+
+  std::vector<std::string> env() const {
+    return {"AWS_ACCESS_KEY_ID=" + std::string(kKey), "AWS_SECRET_ACCESS_KEY=" + std::string(kSecret),
+            "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + url_, "AWS_EC2_METADATA_DISABLED=true",
+            "XDG_STATE_HOME=" + dir_ + "/state", "AMIBAKE_WORK_DIR=" + dir_ + "/work",
+            "AMIBAKE_POLL_MS=100", "AWS_PROFILE=", "AWS_SESSION_TOKEN="};
+  }
+
+  CliRun amibake(std::vector<std::string> args) const {
+    CliRun r;
+    args.insert(args.begin(), AMIBAKE_BINARY);
+    r.rc = testing::run_capture(args, env(), &r.out, &r.err);
+    return r;
+  }
+
+  std::unique_ptr<aws::AwsClient> client() const {
+    aws::Credentials c;
+    c.access_key_id = kKey;
+    c.secret_access_key = kSecret;
+    return aws::AwsClient::for_endpoint(url_, c);
+  }
+
+  std::string recipe(const std::string& name) const {
+    return std::string(AMIBAKE_SOURCE_DIR) + "/examples/" + name;
+  }
+
+  // Resources in the region carrying amibake:build-id = id.
+  std::vector<std::string> tagged_with(const std::string& build_id) const {
+    auto c = client();
+    std::vector<std::string> ids;
+    aws::Filter f{"tag:amibake:build-id", {build_id}};
+    aws::ec2::DescribeImagesRequest ir;
+    ir.owners = {"self"};
+    ir.filters = {f};
+    for (const auto& i : aws::ec2::describe_images(*c, ir).value()) ids.push_back(i.image_id);
+    aws::ec2::DescribeSnapshotsRequest sr;
+    sr.owner_ids = {"self"};
+    sr.filters = {f};
+    for (const auto& s : aws::ec2::describe_snapshots(*c, sr).value()) ids.push_back(s.snapshot_id);
+    aws::ec2::DescribeVolumesRequest vr;
+    vr.filters = {f};
+    for (const auto& v : aws::ec2::describe_volumes(*c, vr).value()) ids.push_back(v.volume_id);
+    return ids;
+  }
+
+  // Downloads snapshot `snap` through EBS direct into a local sparse image.
+  std::string download(const std::string& snap) const {
+    auto c = client();
+    aws::ebs::ListSnapshotBlocksRequest l;
+    l.snapshot_id = snap;
+    auto blocks = aws::ebs::list_snapshot_blocks(*c, l);
+    EXPECT_TRUE(blocks) << blocks.error().describe();
+    std::string path = dir_ + "/" + snap + ".img";
+    auto img = image::BlockImage::create(path, static_cast<uint64_t>(blocks->volume_size) << 30);
+    EXPECT_TRUE(img);
+    for (const auto& b : blocks->blocks) {
+      auto data = aws::ebs::get_snapshot_block(*c, snap, b.index, b.token);
+      EXPECT_TRUE(data) << data.error().describe();
+      EXPECT_TRUE(img->write_block(static_cast<uint64_t>(b.index), data->data));
+    }
+    return path;
+  }
+
+  std::string build_id_in(const std::string& text) const {
+    std::smatch m;
+    std::regex re("b-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}");
+    return std::regex_search(text, m, re) ? m.str() : "";
+  }
+
+  std::string dir_, url_;
+  int emu_starts_ = 0;
+  BackgroundProcess emu_;
+  static inline bool fixtures_ok_ = false;
+  static inline std::string fixtures_error_;
+};
+
+// Mounts the root partition of a disk image read-only for the length of a check.
+struct MountedRoot {
+  std::optional<image::LoopDevice> loop;
+  std::optional<image::Mount> mount;
+  explicit MountedRoot(const std::string& disk) {
+    auto table = image::read_partition_table(disk);
+    EXPECT_TRUE(table);
+    auto root = image::find_root_partition(*table);
+    EXPECT_TRUE(root);
+    image::LoopOptions lo;
+    lo.offset = root->start;
+    lo.size_limit = root->size;
+    lo.read_only = true;
+    auto l = image::LoopDevice::attach(disk, lo);
+    EXPECT_TRUE(l) << l.error().message;
+    loop.emplace(std::move(*l));
+    image::MountOptions mo;
+    mo.read_only = true;
+    auto m = image::Mount::mount_device(loop->path(), mo);
+    EXPECT_TRUE(m) << m.error().message;
+    mount.emplace(std::move(*m));
+  }
+  std::string path(const std::string& p) const { return mount->path() + p; }
+};
+
+bool is_link_to(const std::string& path, const std::string& target) {
+  std::error_code ec;
+  return fs::is_symlink(path, ec) && fs::read_symlink(path, ec).string() == target;
+}
+
+TEST_F(BakeE2E, DirectBakeOfAl2023RegistersTheMappingsAndCarriesThePayload) {
+  CliRun r = amibake({"build", recipe("batch-worker.toml")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::string ami = r.out.substr(0, r.out.find('\n'));
+  ASSERT_EQ(r.out, ami + "\n") << "stdout must hold only the AMI id";
+  ASSERT_EQ(ami.rfind("ami-", 0), 0u) << r.out;
+
+  auto c = client();
+  auto img = aws::ec2::describe_image(*c, ami);
+  ASSERT_TRUE(img) << img.error().describe();
+  EXPECT_EQ(img->state, "available");
+  EXPECT_EQ(img->imds_support, "v2.0");
+  EXPECT_EQ(img->architecture, "x86_64");
+  EXPECT_EQ(img->boot_mode, "uefi-preferred");
+  EXPECT_TRUE(img->ena_support);
+  ASSERT_EQ(img->root_device_name, "/dev/xvda");
+  bool saw_data = false;
+  for (const auto& m : img->block_device_mappings) {
+    if (m.device_name != "/dev/xvdb") continue;
+    saw_data = true;
+    ASSERT_TRUE(m.ebs);
+    EXPECT_EQ(m.ebs->volume_size.value_or(0), 1024);
+    EXPECT_EQ(m.ebs->volume_type, "gp3");
+    EXPECT_EQ(m.ebs->encrypted, std::optional<bool>(true));
+    EXPECT_TRUE(m.ebs->snapshot_id.empty());
+  }
+  EXPECT_TRUE(saw_data);
+
+  // The new root holds the payload, as systemctl enable would leave it.
+  std::string snap = img->root_snapshot_id();
+  std::string disk = download(snap);
+  {
+    MountedRoot root(disk);
+    struct stat st {};
+    ASSERT_EQ(::stat(root.path("/usr/local/sbin/datavol").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0755u);
+    EXPECT_GT(st.st_size, 100000);
+    auto cfg = read_file(root.path("/etc/datavol/datavol.toml"));
+    ASSERT_TRUE(cfg);
+    auto parsed = datavol::parse_config(*cfg, "image datavol.toml");
+    ASSERT_TRUE(parsed) << parsed.error().describe() << "\n" << *cfg;
+    ASSERT_EQ(parsed->volumes.size(), 1u);
+    EXPECT_EQ(parsed->volumes[0].device, "/dev/xvdb");
+    EXPECT_EQ(parsed->volumes[0].mount, "/data");
+    EXPECT_EQ(parsed->volumes[0].filesystem, "xfs");
+    auto unit = read_file(root.path("/etc/systemd/system/datavol.service"));
+    ASSERT_TRUE(unit);
+    EXPECT_NE(unit->find("Before="), std::string::npos);
+    EXPECT_TRUE(is_link_to(root.path("/etc/systemd/system/multi-user.target.wants/datavol.service"),
+                           "/etc/systemd/system/datavol.service"));
+    for (const char* u : {"docker", "containerd", "ecs"}) {
+      auto d = read_file(root.path(std::string("/etc/systemd/system/") + u + ".service.d/50-datavol.conf"));
+      ASSERT_TRUE(d) << u;
+      EXPECT_NE(d->find("RequiresMountsFor=/data"), std::string::npos) << *d;
+    }
+    // The base's own content is intact.
+    EXPECT_TRUE(fs::exists(root.path("/usr/lib/systemd/system/ecs.service")));
+  }
+
+  // Only changed blocks were uploaded: what the service says differs between the
+  // owned base root and the new root equals what amibake reports it uploaded.
+  std::string build = build_id_in(r.err);
+  ASSERT_FALSE(build.empty()) << r.err;
+  auto manifest = read_file(dir_ + "/state/amibake/builds/" + build + ".manifest.json");
+  ASSERT_TRUE(manifest);
+  auto m = nlohmann::json::parse(*manifest);
+  int64_t uploaded = m["steps"]["upload"]["changed_blocks"];
+  std::string parent = m["steps"]["own-copy"]["root_snapshot"];
+  aws::ebs::ListChangedBlocksRequest lc;
+  lc.first_snapshot_id = parent;
+  lc.second_snapshot_id = snap;
+  auto changed = aws::ebs::list_changed_blocks(*c, lc);
+  ASSERT_TRUE(changed) << changed.error().describe();
+  EXPECT_EQ(static_cast<int64_t>(changed->blocks.size()), uploaded);
+  EXPECT_GT(uploaded, 0);
+  int64_t fetched = m["steps"]["fetch"]["blocks"];
+  EXPECT_LT(uploaded, fetched) << "the payload is small: most blocks must not be re-uploaded";
+
+  // A second build of the same base and recipe is a no-op that answers the same AMI.
+  CliRun again = amibake({"build", recipe("batch-worker.toml")});
+  ASSERT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(again.out, ami + "\n");
+  EXPECT_NE(again.err.find("reusing"), std::string::npos) << again.err;
+}
+
+TEST_F(BakeE2E, SysvBaseGetsTheInitScriptAndRcLinks) {
+  CliRun r = amibake({"build", recipe("al1-sysv.toml")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::string ami = r.out.substr(0, r.out.find('\n'));
+  auto c = client();
+  auto img = aws::ec2::describe_image(*c, ami);
+  ASSERT_TRUE(img);
+  std::string disk = download(img->root_snapshot_id());
+  MountedRoot root(disk);
+  auto script = read_file(root.path("/etc/rc.d/init.d/datavol"));
+  ASSERT_TRUE(script);
+  EXPECT_NE(script->find("# chkconfig: 2345"), std::string::npos);
+  // docker starts at 95 on the AL1 image: datavol starts well before it.
+  bool found_start = false;
+  for (const auto& e : fs::directory_iterator(root.path("/etc/rc.d/rc3.d"))) {
+    std::string n = e.path().filename();
+    if (n.size() == 10 && n[0] == 'S' && n.ends_with("datavol")) {
+      found_start = true;
+      EXPECT_LT(std::stoi(n.substr(1, 2)), 95);
+      EXPECT_TRUE(is_link_to(e.path(), "../init.d/datavol"));
+    }
+  }
+  EXPECT_TRUE(found_start);
+  EXPECT_TRUE(fs::exists(root.path("/etc/rc.d/rc0.d/K85datavol")) ||
+              !fs::is_empty(root.path("/etc/rc.d/rc0.d")));
+}
+
+TEST_F(BakeE2E, MissingPermissionNamesTheActionAndCleanupLeavesNothingTagged) {
+  start_emu({"--deny", "RegisterImage"});
+  CliRun r = amibake({"build", recipe("batch-worker.toml")});
+  ASSERT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("ec2:RegisterImage"), std::string::npos) << r.err;
+  std::string build = build_id_in(r.err);
+  ASSERT_FALSE(build.empty()) << r.err;
+  EXPECT_NE(r.err.find("amibake cleanup " + build), std::string::npos) << r.err;
+  EXPECT_FALSE(tagged_with(build).empty()) << "the uploaded snapshot is left for --resume";
+  CliRun c = amibake({"cleanup", build});
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_TRUE(tagged_with(build).empty());
+}
+
+TEST_F(BakeE2E, KillDuringUploadThenResumeMakesExactlyOneAmi) {
+  // Slow uploads down so the kill lands in the middle of them.
+  start_emu({"--faults", "slow=1.0,slow_seconds=1,op=PutSnapshotBlock"});
+  BackgroundProcess build;
+  std::string err;
+  std::vector<std::string> argv = {AMIBAKE_BINARY, "build", recipe("batch-worker.toml"),
+                                   "--concurrency", "2"};
+  ASSERT_TRUE(build.start(argv, env(), dir_ + "/build.log", &err)) << err;
+  std::string line = build.wait_for_line("amibake: [upload] blocks uploaded", std::chrono::seconds(120));
+  ASSERT_FALSE(line.empty()) << "upload never started; see " << dir_ << "/build.log";
+  ::kill(build.pid(), SIGKILL);
+  build.stop();
+  auto log = read_file(dir_ + "/build.log");
+  std::string id = build_id_in(*log);
+  ASSERT_FALSE(id.empty());
+
+  start_emu({});  // same --data: state survives the restart; faults off
+  CliRun r = amibake({"build", "--resume", id});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::string ami = r.out.substr(0, r.out.find('\n'));
+  auto c = client();
+  aws::ec2::DescribeImagesRequest ir;
+  ir.owners = {"self"};
+  ir.filters = {{"tag:amibake:build-id", {id}}};
+  auto images = aws::ec2::describe_images(*c, ir);
+  ASSERT_TRUE(images);
+  ASSERT_EQ(images->size(), 1u);
+  EXPECT_EQ(images->front().image_id, ami);
+  aws::ec2::DescribeSnapshotsRequest sr;
+  sr.owner_ids = {"self"};
+  sr.filters = {{"tag:amibake:build-id", {id}}};
+  auto snaps = aws::ec2::describe_snapshots(*c, sr);
+  ASSERT_TRUE(snaps);
+  EXPECT_EQ(snaps->size(), 1u) << "one root snapshot, no duplicate from the killed attempt";
+}
+
+TEST_F(BakeE2E, CtrlCStopsRemovesWhatTheBuildMadeAndExits130) {
+  start_emu({"--faults", "slow=1.0,slow_seconds=1,op=PutSnapshotBlock"});
+  BackgroundProcess build;
+  std::string err;
+  std::vector<std::string> argv = {AMIBAKE_BINARY, "build", recipe("batch-worker.toml"),
+                                   "--concurrency", "2"};
+  ASSERT_TRUE(build.start(argv, env(), dir_ + "/build.log", &err)) << err;
+  ASSERT_FALSE(build.wait_for_line("amibake: [upload] blocks uploaded", std::chrono::seconds(120)).empty());
+  ::kill(build.pid(), SIGINT);
+  int status = 0;
+  for (int i = 0; i < 600 && ::waitpid(build.pid(), &status, WNOHANG) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "amibake did not stop after Ctrl-C";
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  auto log = read_file(dir_ + "/build.log");
+  std::string id = build_id_in(*log);
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(tagged_with(id).empty()) << *log;
+}
+
+TEST_F(BakeE2E, BuildSucceedsUnderThrottlingErrorsResetsAndHangs) {
+  start_emu({"--faults", "throttle=0.1,5xx=0.05,reset=0.02,hang=0.01,hang_seconds=3", "--seed", "7"});
+  CliRun r = amibake({"build", recipe("batch-worker.toml")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::string ami = r.out.substr(0, r.out.find('\n'));
+  start_emu({});  // check with faults off
+  auto c = client();
+  auto img = aws::ec2::describe_image(*c, ami);
+  ASSERT_TRUE(img) << img.error().describe();
+  EXPECT_EQ(img->state, "available");
+  EXPECT_EQ(img->imds_support, "v2.0");
+  MountedRoot root(download(img->root_snapshot_id()));
+  EXPECT_TRUE(fs::exists(root.path("/usr/local/sbin/datavol")));
+  EXPECT_TRUE(fs::exists(root.path("/etc/systemd/system/datavol.service")));
+}
+
+TEST_F(BakeE2E, BadRecipeIsRejectedBeforeAnyAwsCall) {
+  std::string bad = dir_ + "/bad.toml";
+  ASSERT_TRUE(write_file_atomic(bad, "[[volume]]\nsize_gib = 1024\nencryptd = true\n"));
+  emu_.stop();  // nothing may be asked: the endpoint is gone
+  CliRun r = amibake({"build", bad});
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("bad.toml:3: volume[0].encryptd: unknown key"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace amibake
