@@ -401,6 +401,7 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
   AMIBAKE_ASSIGN(Journal journal, open_or_create_journal(options, journal_dir, client));
   StepContext ctx{client, options, events, interrupts, journal, journal.state().build_id,
                   work_dir + "/" + journal.state().build_id, {}};
+  if (options.on_build_id) options.on_build_id(ctx.build_id);
   AMIBAKE_TRY(make_dirs(ctx.work, 0700));
   ctx.results = journal.state().step_results;
   events.step("build", (options.resume_id.empty() ? "starting build " : "resuming build ") +
@@ -425,6 +426,7 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
       Error e = r.error().wrap("build " + ctx.build_id + ": " + step.name);
       if (e.code == 130) {
         events.step("interrupted", "removing what build " + ctx.build_id + " made");
+        (void)journal.interrupted();
         auto c = cleanup_build(client, journal_dir, ctx.build_id, events, &interrupts);
         if (!c || !c->failed.empty() || interrupts.load() > 1) {
           e.hint = "some resources may remain: run `amibake cleanup " + ctx.build_id + "`";

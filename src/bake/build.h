@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,8 @@ struct BuildOptions {
   std::string journal_dir;       // default Journal::default_dir()
   // Path of a datavol binary to install instead of the embedded one (tests, dev builds).
   std::string datavol_binary;
+  // Called once the build id is known (the CLI keeps it for its Ctrl-C message).
+  std::function<void(const std::string&)> on_build_id;
 };
 
 struct BuildResult {
@@ -82,12 +85,25 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
 
 struct Leftover {
   std::string kind, id, build_id, role, state;
-  bool build_finished = false;
+  std::string created;  // ISO 8601 as EC2 reports it
 };
 // Finds resources tagged by amibake in the client's region whose build did not finish
 // (or is unknown to the journal folder), and base copies no longer in use. With
 // `remove`, deletes the leftovers (never images of finished builds).
-Result<std::vector<Leftover>> gc(aws::AwsClient& client, const std::string& journal_dir,
-                                 bool remove, bool include_copies, Events& events);
+// `older_than_seconds` > 0 keeps only resources created at least that long ago (a build
+// running right now is not a leftover).
+Result<std::vector<Leftover>> gc(aws::AwsClient& client, bool remove, bool include_copies,
+                                 int64_t older_than_seconds, Events& events);
+
+// Parses "90s", "30m", "12h", "1d", "2w" into seconds; errors name the input.
+Result<int64_t> parse_age(const std::string& text);
+
+// One line of `amibake list`: a build known to the journal folder.
+struct BuildSummary {
+  std::string build_id, state, started, recipe, region, ami;
+};
+// Lists the journals in `journal_dir` (default folder when empty), oldest first. State is
+// "finished", "reused", "cleaned", "interrupted" or "unfinished" (failed, killed or running).
+std::vector<BuildSummary> list_builds(const std::string& journal_dir);
 
 }  // namespace amibake::bake

@@ -6,6 +6,7 @@
 // (*.NotFound) count as removed, so cleanup can be rerun until it reports nothing.
 // The shared base copy (tag amibake:copy-of, no build id) is never removed by a
 // build's cleanup: other builds of the same base reuse it; `gc --copies` removes it.
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -23,8 +24,15 @@ namespace {
 bool is_not_found(const Error& e) { return e.aws_code.ends_with(".NotFound"); }
 
 struct Found {
-  std::string kind, id, build_id, role, state;
+  std::string kind, id, build_id, role, state, created;
 };
+
+// Seconds since the epoch of an EC2 timestamp ("2026-11-25T08:00:00.000Z"), or -1.
+int64_t epoch_of(const std::string& iso) {
+  std::tm tm{};
+  if (!strptime(iso.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return -1;
+  return static_cast<int64_t>(timegm(&tm));
+}
 
 // Every image, snapshot and volume in the region carrying tag `filter_key`(=`value`).
 Result<std::vector<Found>> find_tagged(aws::AwsClient& c, const aws::Filter& filter) {
@@ -35,14 +43,14 @@ Result<std::vector<Found>> find_tagged(aws::AwsClient& c, const aws::Filter& fil
   AMIBAKE_ASSIGN(auto images, aws::ec2::describe_images(c, ir));
   for (const auto& i : images) {
     out.push_back({"image", i.image_id, aws::ec2::find_tag(i.tags, kTagBuildId),
-                   aws::ec2::find_tag(i.tags, kTagRole), i.state});
+                   aws::ec2::find_tag(i.tags, kTagRole), i.state, i.creation_date});
   }
   aws::ec2::DescribeVolumesRequest vr;
   vr.filters = {filter};
   AMIBAKE_ASSIGN(auto volumes, aws::ec2::describe_volumes(c, vr));
   for (const auto& v : volumes) {
     out.push_back({"volume", v.volume_id, aws::ec2::find_tag(v.tags, kTagBuildId),
-                   aws::ec2::find_tag(v.tags, kTagRole), v.state});
+                   aws::ec2::find_tag(v.tags, kTagRole), v.state, v.create_time});
   }
   aws::ec2::DescribeSnapshotsRequest sr;
   sr.owner_ids = {"self"};
@@ -50,7 +58,7 @@ Result<std::vector<Found>> find_tagged(aws::AwsClient& c, const aws::Filter& fil
   AMIBAKE_ASSIGN(auto snaps, aws::ec2::describe_snapshots(c, sr));
   for (const auto& s : snaps) {
     out.push_back({"snapshot", s.snapshot_id, aws::ec2::find_tag(s.tags, kTagBuildId),
-                   aws::ec2::find_tag(s.tags, kTagRole), s.state});
+                   aws::ec2::find_tag(s.tags, kTagRole), s.state, s.start_time});
   }
   return out;
 }
@@ -136,25 +144,41 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
   return report;
 }
 
-Result<std::vector<Leftover>> gc(aws::AwsClient& client, const std::string& journal_dir,
-                                 bool remove, bool include_copies, Events& events) {
+Result<int64_t> parse_age(const std::string& text) {
+  char* end = nullptr;
+  long long n = std::strtoll(text.c_str(), &end, 10);
+  std::string unit = end ? end : "";
+  const std::map<std::string, int64_t> units = {{"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400},
+                                                {"w", 7 * 86400}};
+  auto u = units.find(unit);
+  if (end == text.c_str() || n < 0 || u == units.end()) {
+    return make_error("'" + text + "' is not an age", "write a number and a unit: 90s, 30m, 12h, 1d, 2w", 2);
+  }
+  return static_cast<int64_t>(n) * u->second;
+}
+
+Result<std::vector<Leftover>> gc(aws::AwsClient& client, bool remove, bool include_copies,
+                                 int64_t older_than_seconds, Events& events) {
   AMIBAKE_ASSIGN(auto tagged, find_tagged(client, {"tag-key", {kTagBuildId}}));
   // A build is finished when its image exists and is available: that needs no journal.
   std::set<std::string> finished;
   for (const auto& f : tagged) {
     if (f.kind == "image" && f.role == "image" && f.state == "available") finished.insert(f.build_id);
   }
-  std::vector<Leftover> out;
-  for (const auto& f : tagged) {
-    if (f.role == "base-copy") continue;
-    bool done = finished.count(f.build_id) > 0;
-    if (!done) out.push_back({f.kind, f.id, f.build_id, f.role, f.state, false});
-  }
   if (include_copies) {
     AMIBAKE_ASSIGN(auto copies, find_tagged(client, {"tag-key", {kTagCopyOf}}));
-    for (const auto& f : copies) out.push_back({f.kind, f.id, "", "base-copy", f.state, false});
+    tagged.insert(tagged.end(), copies.begin(), copies.end());
   }
-  (void)journal_dir;
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  std::vector<Leftover> out;
+  std::set<std::string> seen;
+  for (const auto& f : tagged) {
+    bool copy = f.role == "base-copy";
+    if ((copy && !include_copies) || (!copy && finished.count(f.build_id))) continue;
+    int64_t t = epoch_of(f.created);
+    if (older_than_seconds > 0 && t >= 0 && now - t < older_than_seconds) continue;
+    if (seen.insert(f.id).second) out.push_back({f.kind, f.id, f.build_id, f.role, f.state, f.created});
+  }
   if (remove) {
     std::stable_sort(out.begin(), out.end(), [](const Leftover& a, const Leftover& b) {
       return kind_rank(a.kind) < kind_rank(b.kind);
@@ -167,6 +191,35 @@ Result<std::vector<Leftover>> gc(aws::AwsClient& client, const std::string& jour
         events.info("removed " + l.kind + " " + l.id + (l.build_id.empty() ? "" : " (build " + l.build_id + ")"));
       }
     }
+  }
+  return out;
+}
+
+std::vector<BuildSummary> list_builds(const std::string& journal_dir) {
+  std::string dir = journal_dir.empty() ? Journal::default_dir() : journal_dir;
+  std::vector<BuildSummary> out;
+  for (const auto& id : Journal::list(dir)) {
+    BuildSummary b;
+    b.build_id = id;
+    auto j = Journal::open(dir, id);
+    if (!j) {
+      b.state = "unreadable";
+      out.push_back(b);
+      continue;
+    }
+    const auto& s = j->state();
+    b.started = s.start.value("time", "");
+    b.recipe = s.start.value("recipe", "");
+    b.region = s.start.value("region", "");
+    b.ami = s.finish.value("ami", "");
+    if (s.cleaned) {
+      b.state = s.interrupted ? "interrupted" : "cleaned";
+    } else if (s.finished) {
+      b.state = s.finish.value("reused", false) ? "reused" : "finished";
+    } else {
+      b.state = "unfinished";
+    }
+    out.push_back(b);
   }
   return out;
 }

@@ -46,8 +46,11 @@ void Events::progress(const std::string& what, uint64_t done, uint64_t total, ui
                       double seconds) {
   std::lock_guard lock(mu_);
   int percent = total ? static_cast<int>(done * 100 / total) : 100;
-  if (format_ == EventFormat::kPlain && done != total &&
-      percent / kMinPercentStep == last_percent_ / kMinPercentStep) {
+  // Workers report out of order: only ever move forward, one line per step of
+  // kMinPercentStep percent, and exactly one line at 100%.
+  if (format_ == EventFormat::kPlain &&
+      (percent / kMinPercentStep <= last_percent_ / kMinPercentStep || last_percent_ == 100) &&
+      !(percent == 100 && last_percent_ != 100)) {
     return;
   }
   last_percent_ = percent;

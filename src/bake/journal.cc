@@ -51,8 +51,11 @@ void apply_entry(JournalState& s, const nlohmann::json& e) {
     s.step_results[e.value("step", "")] = e.value("result", nlohmann::json::object());
   } else if (ev == "finished") {
     s.finished = true;
+    s.finish = e;
   } else if (ev == "cleaned") {
     s.cleaned = true;
+  } else if (ev == "interrupted") {
+    s.interrupted = true;
   }
 }
 
@@ -176,6 +179,10 @@ Status Journal::finished(const nlohmann::json& summary) {
   nlohmann::json e = summary;
   e["event"] = "finished";
   return append(e);
+}
+
+Status Journal::interrupted() {
+  return append(nlohmann::json::object({{"event", "interrupted"}}));
 }
 
 Status Journal::cleaned() { return append(nlohmann::json::object({{"event", "cleaned"}})); }

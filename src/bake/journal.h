@@ -37,7 +37,9 @@ struct JournalState {
   std::vector<JournalResource> resources;               // in creation order
   std::map<std::string, std::string> intents;           // client token -> step, not yet created
   bool finished = false;                                // "finished" written
+  nlohmann::json finish;                                // the "finished" entry's fields
   bool cleaned = false;                                 // "cleaned" written
+  bool interrupted = false;                             // "interrupted" written (Ctrl-C)
 
   // Returns the live (created, not deleted) resources, newest first: the order to
   // delete them in (an image before the snapshot it uses).
@@ -72,6 +74,7 @@ class Journal {
   Status step_done(const std::string& step, const nlohmann::json& result);
   Status finished(const nlohmann::json& summary);
   Status cleaned();
+  Status interrupted();
 
   // Replays journal lines into a state; a torn last line (crash mid-write) is ignored,
   // any other bad line is an error naming its number.

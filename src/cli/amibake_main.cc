@@ -14,6 +14,7 @@
 #include "cli/base_cmd.h"
 #include "cli/build_cmds.h"
 #include "cli/doctor.h"
+#include "emulator/server.h"
 
 namespace amibake::cli {
 namespace {
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
     return 0;
   });
   command("help", "show this help", [&] {
-    std::cout << app.help();
+    // app.help() would describe the selected subcommand ("help" itself).
+    std::cout << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
     return 0;
   });
   command("doctor", "check credentials, region, endpoints and this host",
@@ -96,11 +98,29 @@ int main(int argc, char** argv) {
   gc->add_flag("--delete", gc_flags.remove, "remove what is found");
   gc->add_flag("--copies", gc_flags.copies, "include the cached copies of base AMIs");
   gc->add_flag("--json", gc_flags.json, "print JSON");
+  gc->add_option("--older-than", gc_flags.older_than, "only resources at least this old: 30m, 12h, 1d");
+  ListFlags list_flags;
+  auto* list = command("list", "show the builds this machine's journal knows and their state",
+                       [&] { return run_list(list_flags); });
+  list->add_option("--journal-dir", list_flags.journal_dir, "where build journals are kept");
+  list->add_flag("--json", list_flags.json, "print JSON");
   std::string iam_method = "direct";
   command("iam-policy", "print the minimal IAM policy for a method",
           [&] { return run_iam_policy(iam_method); })
       ->add_option("--method", iam_method, "direct or chroot")
       ->check(CLI::IsMember({"direct", "chroot"}));
+
+  // `amibake emulator ...` is awsemu itself (same flags), so one file is enough for a
+  // user's dry run. Its arguments are awsemu's, so they bypass this parser.
+  command("emulator", "run the local AWS endpoint (awsemu; same flags, see `amibake emulator --help`)",
+          [] { return 0; });
+  if (argc >= 2 && std::string_view(argv[1]) == "emulator") {
+    std::string name = "awsemu";
+    std::vector<char*> emu_argv = {name.data()};
+    for (int i = 2; i < argc; ++i) emu_argv.push_back(argv[i]);
+    emu_argv.push_back(nullptr);
+    return emu::run_main(static_cast<int>(emu_argv.size()) - 1, emu_argv.data());
+  }
 
   try {
     app.parse(argc, argv);

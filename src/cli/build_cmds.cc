@@ -3,6 +3,9 @@
 #include "cli/build_cmds.h"
 
 #include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
 #include <iostream>
 
 #include "aws/client.h"
@@ -14,14 +17,24 @@ namespace amibake::cli {
 namespace {
 
 std::atomic<int> g_interrupts{0};
+// The running build's id, for the second Ctrl-C's message (async-signal-safe reads).
+char g_build_id[64] = "";
 
 extern "C" void on_sigint(int) {
   int n = ++g_interrupts;
   if (n == 1) {
     static const char msg[] = "\namibake: interrupted: stopping and removing what this build made "
-                              "(Ctrl-C again to leave that to `amibake cleanup`)\n";
+                              "(Ctrl-C again to stop at once)\n";
     (void)!::write(2, msg, sizeof msg - 1);
+    return;
   }
+  // Second Ctrl-C: exit at once; the journal knows what is left.
+  static const char msg[] = "\namibake: interrupted again: stopping now; remove what is left with "
+                            "`amibake cleanup ";
+  (void)!::write(2, msg, sizeof msg - 1);
+  (void)!::write(2, g_build_id, ::strlen(g_build_id));
+  (void)!::write(2, "`\n", 2);
+  ::_exit(130);
 }
 
 void install_sigint_handler() {
@@ -99,6 +112,9 @@ int run_build_command(const aws::ClientSettings& settings, const BuildFlags& fla
   if (!client) return report_error(client.error());
   bake::Events events(flags.events == "json" ? bake::EventFormat::kJson : bake::EventFormat::kPlain);
   install_sigint_handler();
+  o->on_build_id = [](const std::string& id) {
+    std::snprintf(g_build_id, sizeof g_build_id, "%s", id.c_str());
+  };
   auto r = bake::run_build(**client, *o, events, g_interrupts);
   if (!r) return report_error(r.error());
   if (flags.json) {
@@ -131,21 +147,45 @@ int run_gc(const aws::ClientSettings& settings, const GcFlags& flags) {
   auto client = aws::make_client(settings);
   if (!client) return report_error(client.error());
   bake::Events events;
-  auto r = bake::gc(**client, flags.journal_dir, flags.remove, flags.copies, events);
+  int64_t older = 0;
+  if (!flags.older_than.empty()) {
+    auto age = bake::parse_age(flags.older_than);
+    if (!age) return report_error(age.error());
+    older = *age;
+  }
+  auto r = bake::gc(**client, flags.remove, flags.copies, older, events);
   if (!r) return report_error(r.error());
   if (flags.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& l : *r) {
       out.push_back({{"kind", l.kind}, {"id", l.id}, {"build_id", l.build_id}, {"role", l.role},
-                     {"state", l.state}});
+                     {"state", l.state}, {"created", l.created}});
     }
     std::cout << out.dump(2) << "\n";
   } else {
     for (const auto& l : *r) {
       std::cout << l.kind << " " << l.id << " " << (l.build_id.empty() ? "-" : l.build_id) << " "
-                << l.role << " " << l.state << "\n";
+                << l.role << " " << l.state << " " << l.created << "\n";
     }
     if (!flags.remove && !r->empty()) std::cerr << "amibake: run `amibake gc --delete` to remove these\n";
+  }
+  return 0;
+}
+
+int run_list(const ListFlags& flags) {
+  auto builds = bake::list_builds(flags.journal_dir);
+  if (flags.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& b : builds) {
+      out.push_back({{"build_id", b.build_id}, {"state", b.state}, {"started", b.started},
+                     {"recipe", b.recipe}, {"region", b.region}, {"ami", b.ami}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& b : builds) {
+    std::cout << b.build_id << "  " << b.state << "  " << (b.ami.empty() ? "-" : b.ami) << "  "
+              << b.region << "  " << b.recipe << "\n";
   }
   return 0;
 }

@@ -35,10 +35,16 @@ struct GcFlags {
   bool remove = false;
   bool copies = false;
   bool json = false;
-  std::string journal_dir;
+  std::string older_than;  // "1d": only resources at least this old
 };
 int run_gc(const aws::ClientSettings& settings, const GcFlags& flags);
 
 int run_iam_policy(const std::string& method);
+
+struct ListFlags {
+  std::string journal_dir;
+  bool json = false;
+};
+int run_list(const ListFlags& flags);
 
 }  // namespace amibake::cli

@@ -1,0 +1,230 @@
+// EC2 entry point and the small operations: tags, the host instance, zones,
+// encryption-by-default. Images and storage live in ec2_images.cc / ec2_storage.cc.
+#include <algorithm>
+
+#include "emulator/ec2_internal.h"
+
+namespace amibake::emu {
+
+bool matches_filters(const std::vector<Filter>& filters, const Tags& tags,
+                     const std::function<std::vector<std::string>(const std::string&)>& field) {
+  for (const auto& f : filters) {
+    bool handled = false;
+    bool tag_ok = tag_filters_match(f, tags, &handled);
+    if (handled) {
+      if (!tag_ok) return false;
+      continue;
+    }
+    if (!filter_matches(f.values, field(f.name))) return false;
+  }
+  return true;
+}
+
+Page paginate(const Call& call, size_t total) {
+  Page page;
+  page.end = total;
+  std::string token = call.param("NextToken");
+  std::string max = call.param("MaxResults");
+  if (!token.empty()) {
+    try {
+      if (token.rfind("emu-", 0) != 0) throw std::invalid_argument("token");
+      page.begin = std::stoul(token.substr(4));
+    } catch (const std::exception&) {
+      page.error = error_reply(call, 400, "InvalidNextToken", "The token '" + token + "' is invalid");
+      return page;
+    }
+    page.begin = std::min(page.begin, total);
+  }
+  if (!max.empty()) {
+    long n = std::atol(max.c_str());
+    if (n < 5 || n > 1000) {
+      page.error = error_reply(call, 400, "InvalidParameterValue",
+                               "Value (" + max + ") for parameter maxResults is invalid. Expecting a value between 5 and 1000.");
+      return page;
+    }
+    page.end = std::min(total, page.begin + static_cast<size_t>(n));
+    if (page.end < total) page.next_token = "emu-" + std::to_string(page.end);
+  }
+  return page;
+}
+
+namespace {
+
+// Finds the tags of any resource id (mu() held); nullptr if unknown. Sets type.
+Tags* resource_tags(Context& ctx, const std::string& id, std::string* type, bool* owned) {
+  auto& w = ctx.world();
+  if (auto it = w.images.find(id); it != w.images.end()) {
+    *type = "image";
+    *owned = it->second.owner_id == kAccountId;
+    return &it->second.tags;
+  }
+  if (auto it = w.snapshots.find(id); it != w.snapshots.end()) {
+    *type = "snapshot";
+    *owned = it->second.owner_id == kAccountId;
+    return &it->second.tags;
+  }
+  if (auto it = w.volumes.find(id); it != w.volumes.end()) {
+    *type = "volume";
+    *owned = true;
+    return &it->second.tags;
+  }
+  return nullptr;
+}
+
+Reply change_tags(Context& ctx, const Call& call, bool create) {
+  auto ids = query_list(call, "ResourceId");
+  auto tags = query_structs(call.params, "Tag");
+  if (ids.empty()) return error_reply(call, 400, "MissingParameter", "The request must contain the parameter resourceIdSet");
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  for (const auto& id : ids) {
+    std::string type;
+    bool owned = false;
+    Tags* target = resource_tags(ctx, id, &type, &owned);
+    if (!target) {
+      std::string code = id.rfind("ami-", 0) == 0    ? "InvalidAMIID.NotFound"
+                         : id.rfind("snap-", 0) == 0 ? "InvalidSnapshot.NotFound"
+                         : id.rfind("vol-", 0) == 0  ? "InvalidVolume.NotFound"
+                                                     : "InvalidID";
+      return error_reply(call, 400, code, "The ID '" + id + "' does not exist");
+    }
+    if (!owned) {
+      return error_reply(call, 403, "UnauthorizedOperation", "You are not authorized to tag " + id);
+    }
+  }
+  for (const auto& id : ids) {
+    std::string type;
+    bool owned = false;
+    Tags* target = resource_tags(ctx, id, &type, &owned);
+    for (const auto& t : tags) {
+      std::string key = t.count("Key") ? t.at("Key") : "";
+      std::string value = t.count("Value") ? t.at("Value") : "";
+      if (create) {
+        if (key.empty() || key.size() > 128 || value.size() > 256 || key.rfind("aws:", 0) == 0) {
+          return error_reply(call, 400, "InvalidParameterValue", "Tag key '" + key + "' is invalid");
+        }
+        (*target)[key] = value;
+      } else if (!t.count("Value") || (*target)[key] == value) {
+        target->erase(key);
+      }
+    }
+  }
+  ctx.commit();
+  Xml x;
+  x.boolean("return", true);
+  return ec2_reply(call, x.str());
+}
+
+Reply describe_tags(Context& ctx, const Call& call) {
+  auto filters = query_filters(call);
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  struct Row { std::string id, type, key, value; };
+  std::vector<Row> rows;
+  auto add = [&](const std::string& id, const std::string& type, const Tags& tags) {
+    for (const auto& [k, v] : tags) rows.push_back({id, type, k, v});
+  };
+  for (const auto& [id, r] : ctx.world().images) if (r.owner_id == kAccountId) add(id, "image", r.tags);
+  for (const auto& [id, r] : ctx.world().snapshots) if (r.owner_id == kAccountId) add(id, "snapshot", r.tags);
+  for (const auto& [id, r] : ctx.world().volumes) add(id, "volume", r.tags);
+  std::vector<const Row*> found;
+  for (const auto& row : rows) {
+    bool ok = true;
+    for (const auto& f : filters) {
+      std::vector<std::string> vals;
+      if (f.name == "resource-id") vals = {row.id};
+      else if (f.name == "resource-type") vals = {row.type};
+      else if (f.name == "key") vals = {row.key};
+      else if (f.name == "value") vals = {row.value};
+      else if (f.name.rfind("tag:", 0) == 0) vals = f.name.substr(4) == row.key ? std::vector<std::string>{row.value} : std::vector<std::string>{};
+      else return error_reply(call, 400, "InvalidParameterValue", "The filter '" + f.name + "' is invalid");
+      if (!filter_matches(f.values, vals)) ok = false;
+    }
+    if (ok) found.push_back(&row);
+  }
+  Page page = paginate(call, found.size());
+  if (page.error) return *page.error;
+  Xml x;
+  x.open("tagSet");
+  for (size_t i = page.begin; i < page.end; ++i) {
+    const Row& r = *found[i];
+    x.open("item").leaf("resourceId", r.id).leaf("resourceType", r.type).leaf("key", r.key)
+        .leaf("value", r.value).close("item");
+  }
+  x.close("tagSet").opt("nextToken", page.next_token);
+  return ec2_reply(call, x.str());
+}
+
+Reply describe_instances(Context& ctx, const Call& call) {
+  auto ids = query_list(call, "InstanceId");
+  for (const auto& id : ids) {
+    if (id != kHostInstanceId) {
+      return error_reply(call, 400, "InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
+    }
+  }
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  Xml x;
+  x.open("reservationSet").open("item").leaf("reservationId", "r-0abc0123456789def");
+  x.leaf("ownerId", kAccountId).open("groupSet").close("groupSet");
+  x.open("instancesSet").open("item").leaf("instanceId", kHostInstanceId);
+  x.leaf("imageId", "ami-0host0000000000000");
+  x.open("instanceState").number("code", 16).leaf("name", "running").close("instanceState");
+  x.leaf("privateDnsName", "ip-10-0-0-10.ec2.internal").leaf("dnsName", "");
+  x.leaf("instanceType", "m5.large").leaf("launchTime", iso_time(ctx.now() - 3600));
+  x.open("placement").leaf("availabilityZone", kHostZone).leaf("tenancy", "default").close("placement");
+  x.open("monitoring").leaf("state", "disabled").close("monitoring");
+  x.leaf("privateIpAddress", "10.0.0.10").leaf("architecture", "x86_64");
+  x.leaf("rootDeviceType", "ebs").leaf("rootDeviceName", "/dev/xvda");
+  x.open("blockDeviceMapping");
+  for (const auto& [id, v] : ctx.world().volumes) {
+    if (!v.attachment || v.attachment->instance_id != kHostInstanceId) continue;
+    x.open("item").leaf("deviceName", v.attachment->device).open("ebs").leaf("volumeId", id);
+    x.leaf("status", v.attachment->state).leaf("attachTime", iso_time(v.attachment->attach_time));
+    x.boolean("deleteOnTermination", false).close("ebs").close("item");
+  }
+  x.close("blockDeviceMapping");
+  x.leaf("virtualizationType", "hvm").leaf("hypervisor", "xen").boolean("enaSupport", true);
+  x.open("iamInstanceProfile").leaf("arn", std::string("arn:aws:iam::") + kAccountId + ":instance-profile/awsemu-host")
+      .leaf("id", "AIPAAWSEMUHOSTPROFILE").close("iamInstanceProfile");
+  x.close("item").close("instancesSet").close("item").close("reservationSet");
+  return ec2_reply(call, x.str());
+}
+
+Reply describe_availability_zones(const Call& call) {
+  auto names = query_list(call, "ZoneName");
+  Xml x;
+  x.open("availabilityZoneInfo");
+  const char* letters = "abcdef";
+  for (int i = 0; i < 6; ++i) {
+    std::string zone = std::string(kRegion) + letters[i];
+    if (!names.empty() && std::find(names.begin(), names.end(), zone) == names.end()) continue;
+    x.open("item").leaf("zoneName", zone).leaf("zoneState", "available");
+    x.leaf("regionName", kRegion).leaf("zoneId", "use1-az" + std::to_string(i + 1));
+    x.leaf("optInStatus", "opt-in-not-required").leaf("groupName", kRegion);
+    x.leaf("networkBorderGroup", kRegion).leaf("zoneType", "availability-zone");
+    x.open("messageSet").close("messageSet").close("item");
+  }
+  x.close("availabilityZoneInfo");
+  return ec2_reply(call, x.str());
+}
+
+}  // namespace
+
+Reply handle_ec2(Context& ctx, const Call& call) {
+  const std::string& a = call.action;
+  if (a.empty()) return error_reply(call, 400, "MissingAction", "The request must contain the parameter Action");
+  if (call.param("DryRun") == "true") {
+    return error_reply(call, 412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.");
+  }
+  if (a == "CreateTags") return change_tags(ctx, call, true);
+  if (a == "DeleteTags") return change_tags(ctx, call, false);
+  if (a == "DescribeTags") return describe_tags(ctx, call);
+  if (a == "DescribeInstances") return describe_instances(ctx, call);
+  if (a == "DescribeAvailabilityZones") return describe_availability_zones(call);
+  if (a == "GetEbsEncryptionByDefault") {
+    Xml x;
+    x.boolean("ebsEncryptionByDefault", false).leaf("sseType", "none");
+    return ec2_reply(call, x.str());
+  }
+  return handle_ec2_storage(ctx, call);
+}
+
+}  // namespace amibake::emu

@@ -1,0 +1,538 @@
+// EC2 image operations: DescribeImages, RegisterImage, DeregisterImage, CopyImage,
+// DescribeImageAttribute, ModifyImageAttribute, EnableImageDeprecation.
+//
+// RegisterImage keeps every field it is given and DescribeImages returns it all
+// back, because amibake's publish step verifies the registered image field by field.
+// Validation follows what EC2 refuses (unknown architecture or boot mode, iops on a
+// volume type without iops, volume smaller than its snapshot, a KMS key without
+// encryption, duplicate names) with EC2's error codes.
+#include <algorithm>
+#include <regex>
+#include <set>
+
+#include "base/log.h"
+#include "emulator/blockstore.h"
+#include "emulator/ec2_internal.h"
+
+namespace amibake::emu {
+namespace {
+
+void write_mapping(Xml& x, const Mapping& m) {
+  x.open("item").leaf("deviceName", m.device_name).opt("virtualName", m.virtual_name);
+  if (m.no_device) x.leaf("noDevice", "");
+  if (m.has_ebs) {
+    x.open("ebs").opt("snapshotId", m.snapshot_id);
+    if (m.volume_size) x.number("volumeSize", m.volume_size);
+    if (m.delete_on_termination) x.boolean("deleteOnTermination", *m.delete_on_termination);
+    x.opt("volumeType", m.volume_type);
+    if (m.iops) x.number("iops", m.iops);
+    if (m.throughput) x.number("throughput", m.throughput);
+    if (m.encrypted) x.boolean("encrypted", *m.encrypted);
+    x.opt("kmsKeyId", m.kms_key_id);
+    x.close("ebs");
+  }
+  x.close("item");
+}
+
+void write_image(Xml& x, const Image& img) {
+  x.open("item").leaf("imageId", img.id);
+  x.leaf("imageLocation", (img.owner_alias.empty() ? img.owner_id : img.owner_alias) + "/" +
+                              img.name);
+  x.leaf("imageState", img.state).leaf("imageOwnerId", img.owner_id);
+  x.leaf("creationDate", iso_time(img.creation_time));
+  x.boolean("isPublic", img.is_public).leaf("architecture", img.architecture);
+  x.leaf("imageType", "machine").opt("sriovNetSupport", img.sriov_net_support);
+  x.opt("imageOwnerAlias", img.owner_alias).leaf("name", img.name);
+  x.opt("description", img.description);
+  x.leaf("rootDeviceType", "ebs").leaf("rootDeviceName", img.root_device_name);
+  x.open("blockDeviceMapping");
+  for (const auto& m : img.mappings) write_mapping(x, m);
+  x.close("blockDeviceMapping");
+  x.leaf("virtualizationType", img.virtualization_type).leaf("hypervisor", "xen");
+  if (!img.tags.empty()) x.tags(img.tags);
+  if (img.ena_support) x.boolean("enaSupport", *img.ena_support);
+  x.opt("bootMode", img.boot_mode).opt("tpmSupport", img.tpm_support);
+  x.opt("deprecationTime", img.deprecation_time).opt("imdsSupport", img.imds_support);
+  x.opt("sourceImageId", img.source_image_id);
+  x.leaf("platformDetails", "Linux/UNIX").leaf("usageOperation", "RunInstances");
+  if (img.state == "failed") {
+    x.open("stateReason").leaf("code", "Client.SnapshotError")
+        .leaf("message", "a snapshot of the image failed").close("stateReason");
+  }
+  x.close("item");
+}
+
+bool image_visible(const Image& img) {
+  return img.owner_id == kAccountId || img.is_public ||
+         std::count(img.launch_user_ids.begin(), img.launch_user_ids.end(), kAccountId) > 0;
+}
+
+std::vector<std::string> image_field(const Image& img, const std::string& name) {
+  if (name == "name") return {img.name};
+  if (name == "image-id") return {img.id};
+  if (name == "state") return {img.state};
+  if (name == "owner-id") return {img.owner_id};
+  if (name == "owner-alias") return {img.owner_alias};
+  if (name == "architecture") return {img.architecture};
+  if (name == "is-public") return {img.is_public ? "true" : "false"};
+  if (name == "image-type") return {"machine"};
+  if (name == "root-device-type") return {"ebs"};
+  if (name == "root-device-name") return {img.root_device_name};
+  if (name == "virtualization-type") return {img.virtualization_type};
+  if (name == "description") return {img.description};
+  if (name == "hypervisor") return {"xen"};
+  if (name == "platform-details") return {"Linux/UNIX"};
+  if (name == "boot-mode") return {img.boot_mode};
+  if (name == "ena-support") return {img.ena_support.value_or(false) ? "true" : "false"};
+  if (name == "block-device-mapping.snapshot-id" || name == "block-device-mapping.device-name" ||
+      name == "block-device-mapping.volume-type" || name == "block-device-mapping.volume-size") {
+    std::vector<std::string> out;
+    for (const auto& m : img.mappings) {
+      if (name.ends_with("snapshot-id")) out.push_back(m.snapshot_id);
+      else if (name.ends_with("device-name")) out.push_back(m.device_name);
+      else if (name.ends_with("volume-type")) out.push_back(m.volume_type);
+      else out.push_back(std::to_string(m.volume_size));
+    }
+    return out;
+  }
+  return {"\x01unknown"};
+}
+
+Reply describe_images(Context& ctx, const Call& call) {
+  auto ids = query_list(call, "ImageId");
+  auto owners = query_list(call, "Owner");
+  auto filters = query_filters(call);
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  for (const auto& f : filters) {
+    bool tag_filter = false;
+    tag_filters_match(f, {}, &tag_filter);
+    if (!tag_filter && image_field(Image{}, f.name) == std::vector<std::string>{"\x01unknown"}) {
+      return error_reply(call, 400, "InvalidParameterValue",
+                         "The filter '" + f.name + "' is invalid");
+    }
+  }
+  std::vector<const Image*> found;
+  for (const auto& id : ids) {
+    if (id.rfind("ami-", 0) != 0) {
+      return error_reply(call, 400, "InvalidAMIID.Malformed", "Invalid id: \"" + id + "\"");
+    }
+    auto it = ctx.world().images.find(id);
+    if (it == ctx.world().images.end() || !image_visible(it->second) || ctx.hidden(id)) {
+      return error_reply(call, 400, "InvalidAMIID.NotFound",
+                         "The image id '[" + id + "]' does not exist");
+    }
+  }
+  for (const auto& [id, img] : ctx.world().images) {
+    if (!ids.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
+    if (!image_visible(img) || ctx.hidden(id)) continue;
+    if (!owners.empty()) {
+      bool owner_ok = false;
+      for (const auto& o : owners) {
+        if ((o == "self" && img.owner_id == kAccountId) || o == img.owner_id ||
+            (!img.owner_alias.empty() && o == img.owner_alias)) {
+          owner_ok = true;
+        }
+      }
+      if (!owner_ok) continue;
+    }
+    if (!matches_filters(filters, img.tags, [&img = img](const std::string& n) { return image_field(img, n); })) {
+      continue;
+    }
+    found.push_back(&img);
+  }
+  Xml x;
+  Page page = paginate(call, found.size());
+  if (page.error) return *page.error;
+  x.open("imagesSet");
+  for (size_t i = page.begin; i < page.end; ++i) write_image(x, *found[i]);
+  x.close("imagesSet");
+  x.opt("nextToken", page.next_token);
+  return ec2_reply(call, x.str());
+}
+
+const std::set<std::string> kArchitectures = {"i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"};
+const std::set<std::string> kBootModes = {"legacy-bios", "uefi", "uefi-preferred"};
+const std::set<std::string> kVolumeTypes = {"standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"};
+
+// Parses BlockDeviceMapping.N; returns an error reply when a mapping is invalid.
+std::optional<Reply> parse_mappings(Context& ctx, const Call& call, std::vector<Mapping>* out) {
+  std::set<std::string> devices;
+  for (const auto& item : query_structs(call.params, "BlockDeviceMapping")) {
+    Mapping m;
+    auto get = [&](const char* k) {
+      auto it = item.find(k);
+      return it == item.end() ? std::string() : it->second;
+    };
+    m.device_name = get("DeviceName");
+    m.virtual_name = get("VirtualName");
+    m.no_device = item.count("NoDevice") > 0;
+    if (m.device_name.empty()) {
+      return error_reply(call, 400, "InvalidBlockDeviceMapping",
+                         "The device name must be specified for every block device mapping");
+    }
+    if (!devices.insert(m.device_name).second) {
+      return error_reply(call, 400, "InvalidBlockDeviceMapping",
+                         "The device '" + m.device_name + "' is used in more than one mapping");
+    }
+    for (const auto& [k, v] : item) {
+      if (k.rfind("Ebs.", 0) == 0) m.has_ebs = true;
+    }
+    if (m.has_ebs) {
+      m.snapshot_id = get("Ebs.SnapshotId");
+      m.volume_type = get("Ebs.VolumeType");
+      m.kms_key_id = get("Ebs.KmsKeyId");
+      try {
+        if (!get("Ebs.VolumeSize").empty()) m.volume_size = std::stoi(get("Ebs.VolumeSize"));
+        if (!get("Ebs.Iops").empty()) m.iops = std::stoi(get("Ebs.Iops"));
+        if (!get("Ebs.Throughput").empty()) m.throughput = std::stoi(get("Ebs.Throughput"));
+      } catch (const std::exception&) {
+        return error_reply(call, 400, "InvalidParameterValue",
+                           "Invalid number in the block device mapping of " + m.device_name);
+      }
+      if (!get("Ebs.Encrypted").empty()) m.encrypted = get("Ebs.Encrypted") == "true";
+      if (!get("Ebs.DeleteOnTermination").empty()) {
+        m.delete_on_termination = get("Ebs.DeleteOnTermination") == "true";
+      }
+      if (auto bad = validate_ebs(ctx, call, m.device_name, m.snapshot_id, m.volume_type,
+                                  m.volume_size, m.iops, m.throughput,
+                                  m.encrypted.value_or(false), m.kms_key_id)) {
+        return bad;
+      }
+      if (m.snapshot_id.empty() && m.volume_size == 0) {
+        return error_reply(call, 400, "InvalidBlockDeviceMapping",
+                           "The mapping of " + m.device_name +
+                               " needs a snapshot id or a volume size");
+      }
+    }
+    out->push_back(std::move(m));
+  }
+  return std::nullopt;
+}
+
+Reply register_image(Context& ctx, const Call& call) {
+  Image img;
+  img.name = call.param("Name");
+  img.description = call.param("Description");
+  img.architecture = call.param("Architecture").empty() ? "x86_64" : call.param("Architecture");
+  img.boot_mode = call.param("BootMode");
+  img.tpm_support = call.param("TpmSupport");
+  img.imds_support = call.param("ImdsSupport");
+  img.sriov_net_support = call.param("SriovNetSupport");
+  img.root_device_name = call.param("RootDeviceName");
+  if (!call.param("VirtualizationType").empty()) img.virtualization_type = call.param("VirtualizationType");
+  if (!call.param("EnaSupport").empty()) img.ena_support = call.param("EnaSupport") == "true";
+  static const std::regex kName(R"([a-zA-Z0-9()\[\] ./'@_-]{3,128})");
+  if (img.name.empty()) return error_reply(call, 400, "MissingParameter", "The request must contain the parameter name");
+  if (!std::regex_match(img.name, kName)) {
+    return error_reply(call, 400, "InvalidAMIName.Malformed",
+                       "AMI names must be between 3 and 128 characters long, and may contain "
+                       "letters, numbers, '(', ')', '.', '-', '/' and '_'");
+  }
+  if (!kArchitectures.count(img.architecture)) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + img.architecture + ") for parameter architecture is invalid.");
+  }
+  if (!img.boot_mode.empty() && !kBootModes.count(img.boot_mode)) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + img.boot_mode + ") for parameter bootMode is invalid.");
+  }
+  if (!img.tpm_support.empty() && img.tpm_support != "v2.0") {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + img.tpm_support + ") for parameter tpmSupport is invalid.");
+  }
+  if (img.tpm_support == "v2.0" && img.boot_mode != "uefi" && img.boot_mode != "uefi-preferred") {
+    return error_reply(call, 400, "InvalidParameterCombination",
+                       "NitroTPM requires the boot mode uefi or uefi-preferred");
+  }
+  if (!img.imds_support.empty() && img.imds_support != "v2.0") {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + img.imds_support + ") for parameter imdsSupport is invalid.");
+  }
+  if (!img.sriov_net_support.empty() && img.sriov_net_support != "simple") {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + img.sriov_net_support + ") for parameter sriovNetSupport is invalid.");
+  }
+  if (img.virtualization_type != "hvm" && img.virtualization_type != "paravirtual") {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + img.virtualization_type + ") for parameter virtualizationType is invalid.");
+  }
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  if (auto bad = parse_mappings(ctx, call, &img.mappings)) return *bad;
+  if (img.root_device_name.empty()) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "The request must contain the parameter rootDeviceName");
+  }
+  auto root = std::find_if(img.mappings.begin(), img.mappings.end(),
+                           [&](const Mapping& m) { return m.device_name == img.root_device_name; });
+  if (root == img.mappings.end() || root->snapshot_id.empty()) {
+    return error_reply(call, 400, "InvalidBlockDeviceMapping",
+                       "The root device " + img.root_device_name +
+                           " needs a block device mapping with a snapshot id");
+  }
+  for (const auto& [id, other] : ctx.world().images) {
+    if (other.owner_id == kAccountId && other.name == img.name) {
+      return error_reply(call, 400, "InvalidAMIName.Duplicate",
+                         "AMI name " + img.name + " is already in use by AMI " + id);
+    }
+  }
+  img.id = ctx.new_id("ami");
+  img.owner_id = kAccountId;
+  img.creation_time = ctx.now();
+  img.ready_at = ctx.after(5);
+  img.tags = tag_specifications(call, "image");
+  // TagSpecification with ResourceType=snapshot tags the mapped snapshots the caller owns.
+  for (const auto& [k, v] : tag_specifications(call, "snapshot")) {
+    for (const auto& m : img.mappings) {
+      auto it = ctx.world().snapshots.find(m.snapshot_id);
+      if (it != ctx.world().snapshots.end() && it->second.owner_id == kAccountId) it->second.tags[k] = v;
+    }
+  }
+  ctx.world().images[img.id] = img;
+  ctx.maybe_hide(call.action, img.id);
+  ctx.advance();
+  ctx.commit();
+  Xml x;
+  x.leaf("imageId", img.id);
+  return ec2_reply(call, x.str());
+}
+
+Reply deregister_image(Context& ctx, const Call& call) {
+  std::string id = call.param("ImageId");
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  auto it = ctx.world().images.find(id);
+  if (it == ctx.world().images.end() || !image_visible(it->second)) {
+    return error_reply(call, 400, "InvalidAMIID.NotFound", "The image id '[" + id + "]' does not exist");
+  }
+  if (it->second.owner_id != kAccountId) {
+    return error_reply(call, 400, "InvalidAMIID.Unavailable", "Not authorized for image:" + id);
+  }
+  std::vector<std::string> snaps;
+  for (const auto& m : it->second.mappings) if (!m.snapshot_id.empty()) snaps.push_back(m.snapshot_id);
+  ctx.world().images.erase(it);
+  Xml x;
+  x.boolean("return", true);
+  if (call.param("DeleteAssociatedSnapshots") == "true") {
+    x.open("deleteSnapshotResultSet");
+    for (const auto& s : snaps) {
+      x.open("item").leaf("snapshotId", s).leaf("returnCode", delete_snapshot_locked(ctx, s) ? "success" : "error-generic").close("item");
+    }
+    x.close("deleteSnapshotResultSet");
+  }
+  ctx.commit();
+  return ec2_reply(call, x.str());
+}
+
+Reply copy_image(Context& ctx, const Call& call) {
+  std::string source_id = call.param("SourceImageId");
+  std::string name = call.param("Name");
+  std::string token = call.param("ClientToken");
+  if (source_id.empty()) return error_reply(call, 400, "MissingParameter", "The request must contain the parameter SourceImageId");
+  if (name.empty()) return error_reply(call, 400, "MissingParameter", "The request must contain the parameter Name");
+  if (call.param("SourceRegion").empty()) {
+    return error_reply(call, 400, "MissingParameter", "The request must contain the parameter SourceRegion");
+  }
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  if (!token.empty()) {
+    for (const auto& [id, img] : ctx.world().images) {
+      if (img.client_token == token && img.owner_id == kAccountId) {
+        Xml x;
+        x.leaf("imageId", id);
+        return ec2_reply(call, x.str());
+      }
+    }
+  }
+  auto it = ctx.world().images.find(source_id);
+  if (it == ctx.world().images.end() || !image_visible(it->second) || ctx.hidden(source_id)) {
+    return error_reply(call, 400, "InvalidAMIID.NotFound", "The image id '[" + source_id + "]' does not exist");
+  }
+  if (it->second.state != "available") {
+    return error_reply(call, 400, "IncorrectState", "Image " + source_id + " is not in the available state");
+  }
+  Image copy = it->second;
+  copy.id = ctx.new_id("ami");
+  copy.owner_id = kAccountId;
+  copy.owner_alias.clear();
+  copy.is_public = false;
+  copy.launch_user_ids.clear();
+  copy.launch_groups.clear();
+  copy.deprecation_time.clear();
+  copy.name = name;
+  copy.description = call.param("Description");
+  copy.state = "pending";
+  copy.creation_time = ctx.now();
+  copy.client_token = token;
+  copy.source_image_id = source_id;
+  Tags tags = call.param("CopyImageTags") == "true" ? it->second.tags : Tags{};
+  for (const auto& [k, v] : tag_specifications(call, "image")) tags[k] = v;
+  copy.tags = tags;
+  bool encrypted = call.param("Encrypted") == "true";
+  double longest = 0;
+  for (auto& m : copy.mappings) {
+    if (m.snapshot_id.empty()) continue;
+    auto copied = copy_snapshot_locked(ctx, m.snapshot_id,
+                                       "Copied for DestinationAmi " + copy.id + " from SourceAmi " +
+                                           source_id + " for SourceSnapshot " + m.snapshot_id,
+                                       encrypted, call.param("KmsKeyId"),
+                                       tag_specifications(call, "snapshot"), &longest);
+    if (!copied) return error_reply(call, 500, "InternalError", copied.error().message);
+    m.snapshot_id = *copied;
+    if (encrypted) { m.encrypted = true; m.kms_key_id = call.param("KmsKeyId"); }
+  }
+  copy.ready_at = std::max(ctx.after(5), longest);
+  ctx.world().images[copy.id] = copy;
+  ctx.maybe_hide(call.action, copy.id);
+  ctx.commit();
+  Xml x;
+  x.leaf("imageId", copy.id);
+  return ec2_reply(call, x.str());
+}
+
+Image* owned_image(Context& ctx, const Call& call, Reply* error) {
+  std::string id = call.param("ImageId");
+  auto it = ctx.world().images.find(id);
+  if (it == ctx.world().images.end() || !image_visible(it->second)) {
+    *error = error_reply(call, 400, "InvalidAMIID.NotFound", "The image id '[" + id + "]' does not exist");
+    return nullptr;
+  }
+  if (it->second.owner_id != kAccountId && call.action != "DescribeImageAttribute") {
+    *error = error_reply(call, 403, "AuthFailure", "Not authorized for image:" + id);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+Reply describe_image_attribute(Context& ctx, const Call& call) {
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  Reply error;
+  Image* img = owned_image(ctx, call, &error);
+  if (!img) return error;
+  std::string attr = call.param("Attribute");
+  Xml x;
+  x.leaf("imageId", img->id);
+  auto value = [&](const char* tag, const std::string& v) {
+    x.open(tag);
+    if (!v.empty()) x.leaf("value", v);
+    x.close(tag);
+  };
+  if (attr == "description") value("description", img->description);
+  else if (attr == "kernel") value("kernel", "");
+  else if (attr == "ramdisk") value("ramdisk", "");
+  else if (attr == "sriovNetSupport") value("sriovNetSupport", img->sriov_net_support);
+  else if (attr == "bootMode") value("bootMode", img->boot_mode);
+  else if (attr == "tpmSupport") value("tpmSupport", img->tpm_support);
+  else if (attr == "imdsSupport") value("imdsSupport", img->imds_support);
+  else if (attr == "uefiData") value("uefiData", "");
+  else if (attr == "lastLaunchedTime") value("lastLaunchedTime", "");
+  else if (attr == "deregistrationProtection") value("deregistrationProtection", "disabled");
+  else if (attr == "productCodes") x.open("productCodes").close("productCodes");
+  else if (attr == "blockDeviceMapping") {
+    x.open("blockDeviceMapping");
+    for (const auto& m : img->mappings) write_mapping(x, m);
+    x.close("blockDeviceMapping");
+  } else if (attr == "launchPermission") {
+    x.open("launchPermission");
+    for (const auto& g : img->launch_groups) x.open("item").leaf("group", g).close("item");
+    for (const auto& u : img->launch_user_ids) x.open("item").leaf("userId", u).close("item");
+    x.close("launchPermission");
+  } else {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + attr + ") for parameter attribute is invalid. Unknown attribute.");
+  }
+  return ec2_reply(call, x.str());
+}
+
+void apply_permission(Image* img, const std::string& op, const std::string& user,
+                      const std::string& group) {
+  auto edit = [&](std::vector<std::string>& list, const std::string& v) {
+    if (v.empty()) return;
+    auto it = std::find(list.begin(), list.end(), v);
+    if (op == "add" && it == list.end()) list.push_back(v);
+    if (op == "remove" && it != list.end()) list.erase(it);
+  };
+  edit(img->launch_user_ids, user);
+  edit(img->launch_groups, group);
+  img->is_public = std::count(img->launch_groups.begin(), img->launch_groups.end(), "all") > 0;
+}
+
+Reply modify_image_attribute(Context& ctx, const Call& call) {
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  Reply error;
+  Image* img = owned_image(ctx, call, &error);
+  if (!img) return error;
+  std::string attr = call.param("Attribute");
+  bool changed = false;
+  if (call.params.count("Description.Value") || attr == "description") {
+    img->description = call.params.count("Description.Value") ? call.param("Description.Value")
+                                                              : call.param("Value");
+    changed = true;
+  }
+  for (const char* op : {"Add", "Remove"}) {
+    std::string lower_op = std::string(op) == "Add" ? "add" : "remove";
+    for (const auto& item : query_structs(call.params, std::string("LaunchPermission.") + op)) {
+      auto user = item.count("UserId") ? item.at("UserId") : "";
+      auto group = item.count("Group") ? item.at("Group") : "";
+      if (!group.empty() && group != "all") {
+        return error_reply(call, 400, "InvalidParameterValue", "Invalid launch permission group: " + group);
+      }
+      apply_permission(img, lower_op, user, group);
+      changed = true;
+    }
+  }
+  if (attr == "launchPermission") {
+    std::string op = call.param("OperationType");
+    if (op != "add" && op != "remove") {
+      return error_reply(call, 400, "InvalidParameterValue", "OperationType must be add or remove");
+    }
+    for (const auto& u : query_list(call, "UserId")) apply_permission(img, op, u, "");
+    for (const auto& g : query_list(call, "UserGroup")) apply_permission(img, op, "", g);
+    changed = true;
+  }
+  if (call.params.count("ImdsSupport.Value")) {
+    img->imds_support = call.param("ImdsSupport.Value");
+    changed = true;
+  }
+  if (!changed) {
+    return error_reply(call, 400, "MissingParameter", "No attribute to modify was given");
+  }
+  ctx.commit();
+  Xml x;
+  x.boolean("return", true);
+  return ec2_reply(call, x.str());
+}
+
+Reply enable_image_deprecation(Context& ctx, const Call& call) {
+  double at = 0;
+  if (!parse_iso_time(call.param("DeprecateAt"), &at)) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + call.param("DeprecateAt") + ") for parameter DeprecateAt is invalid.");
+  }
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  Reply error;
+  Image* img = owned_image(ctx, call, &error);
+  if (!img) return error;
+  if (at > ctx.now() + 10 * 365.25 * 86400) {
+    return error_reply(call, 400, "InvalidParameterValue", "The deprecation time cannot be more than 10 years from now.");
+  }
+  at = static_cast<double>(static_cast<int64_t>((at + 30) / 60) * 60);  // EC2 rounds to the minute
+  img->deprecation_time = iso_time(at);
+  ctx.commit();
+  Xml x;
+  x.boolean("return", true);
+  return ec2_reply(call, x.str());
+}
+
+}  // namespace
+
+Reply handle_ec2_images(Context& ctx, const Call& call) {
+  const std::string& a = call.action;
+  if (a == "DescribeImages") return describe_images(ctx, call);
+  if (a == "RegisterImage") return register_image(ctx, call);
+  if (a == "DeregisterImage") return deregister_image(ctx, call);
+  if (a == "CopyImage") return copy_image(ctx, call);
+  if (a == "DescribeImageAttribute") return describe_image_attribute(ctx, call);
+  if (a == "ModifyImageAttribute") return modify_image_attribute(ctx, call);
+  if (a == "EnableImageDeprecation") return enable_image_deprecation(ctx, call);
+  return error_reply(call, 400, "InvalidAction", "The action " + a + " is not valid for this web service.");
+}
+
+}  // namespace amibake::emu

@@ -1,0 +1,48 @@
+// Helpers shared by the EC2 handler files (ec2.cc, ec2_images.cc, ec2_storage.cc).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "emulator/service.h"
+
+namespace amibake::emu {
+
+// Returns true when every filter matches: tag filters against `tags`, the rest
+// against field(name) (which returns the resource's values for a filter name).
+bool matches_filters(const std::vector<Filter>& filters, const Tags& tags,
+                     const std::function<std::vector<std::string>(const std::string&)>& field);
+
+// MaxResults/NextToken paging over `total` items (NextToken is an offset).
+struct Page {
+  size_t begin = 0, end = 0;
+  std::string next_token;
+  std::optional<Reply> error;
+};
+Page paginate(const Call& call, size_t total);
+
+// Validates one EBS volume description as CreateVolume/RegisterImage do (mu() held).
+std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::string& device,
+                                  const std::string& snapshot_id, const std::string& volume_type,
+                                  int size, int iops, int throughput, bool encrypted,
+                                  const std::string& kms_key_id);
+
+// Copies snapshot `source_id` to a new pending snapshot owned by the caller (mu()
+// held); *completes_at is raised to the copy's completion time. Returns its id.
+Result<std::string> copy_snapshot_locked(Context& ctx, const std::string& source_id,
+                                         const std::string& description, bool encrypted,
+                                         const std::string& kms_key_id, const Tags& tags,
+                                         double* completes_at);
+
+// Deletes an owned snapshot and its file (mu() held); false if absent.
+bool delete_snapshot_locked(Context& ctx, const std::string& id);
+
+// Returns the id of an image whose mappings use `snapshot_id`, or "".
+std::string image_using_snapshot(Context& ctx, const std::string& snapshot_id);
+
+// Seconds (at speed 1) to move `bytes` at `mib_per_s`, plus a fixed `base`.
+double transfer_seconds(int64_t bytes, double mib_per_s, double base);
+
+}  // namespace amibake::emu

@@ -1,0 +1,54 @@
+// Fault injection: which requests awsemu answers badly, from a spec and a seed.
+//
+// Spec (comma-separated, see emulator/README.md):
+//   throttle=R 5xx=R reset=R hang=R slow=R notfound=R   rates in [0,1]
+//   op=Name[|Name...]      only these operations get faults (default: all)
+//   hang_seconds=S (default 30)  slow_seconds=S (default 2)  notfound_seconds=S (default 3)
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+
+#include "base/result.h"
+
+namespace amibake::emu {
+
+enum class Fault { kNone, kThrottle, k5xx, kReset, kHang, kSlow };
+
+struct FaultSpec {
+  double throttle = 0, server_error = 0, reset = 0, hang = 0, slow = 0, notfound = 0;
+  double hang_seconds = 30, slow_seconds = 2, notfound_seconds = 3;
+  std::set<std::string> ops;  // empty = every operation
+
+  // Returns true when no fault can ever fire.
+  bool empty() const {
+    return throttle + server_error + reset + hang + slow + notfound == 0;
+  }
+};
+
+// Parses a --faults spec; errors name the bad item.
+Result<FaultSpec> parse_fault_spec(const std::string& text);
+
+// Draws faults with a seeded generator; thread-safe.
+class FaultInjector {
+ public:
+  FaultInjector(FaultSpec spec, uint64_t seed) : spec_(std::move(spec)), rng_(seed) {}
+
+  // Returns the fault (at most one) for one request of operation `op`.
+  Fault draw(const std::string& op);
+  // Returns true when a resource just created by `op` should stay invisible for
+  // spec().notfound_seconds (eventual consistency).
+  bool draw_invisible(const std::string& op);
+  const FaultSpec& spec() const { return spec_; }
+
+ private:
+  bool applies(const std::string& op) const { return spec_.ops.empty() || spec_.ops.count(op); }
+  FaultSpec spec_;
+  std::mutex mu_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace amibake::emu

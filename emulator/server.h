@@ -1,0 +1,47 @@
+// awsemu as a library: start a local AWS endpoint in-process (used by the awsemu
+// binary, by `amibake emulator`, and by tests).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "emulator/service.h"
+
+namespace amibake::emu {
+
+class Emulator {
+ public:
+  explicit Emulator(Options options);
+  ~Emulator();  // stops serving and saves state
+  Emulator(const Emulator&) = delete;
+  Emulator& operator=(const Emulator&) = delete;
+
+  // Loads state and the catalog, binds the port and starts serving on background
+  // threads. Returns once requests are answered (so the URL can be printed).
+  Status start();
+  // Stops serving, waits for the server threads, saves state. Idempotent.
+  void stop();
+
+  int port() const { return port_; }
+  // Returns "http://127.0.0.1:<port>".
+  std::string url() const;
+  Context& context() { return *ctx_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Context> ctx_;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+};
+
+// Parses awsemu's command line into options; on --help or a usage error returns an
+// error whose code is 0 (help) or 2 (usage) and whose message is the text to print.
+Result<Options> parse_command_line(int argc, char** argv);
+
+// Runs awsemu as a program: parses argv, starts, prints "awsemu listening on URL" as
+// the first stdout line, serves until SIGINT/SIGTERM, saves. Returns the exit code
+// (0, 1 on failure, 2 on usage errors). `amibake emulator` can call it directly.
+int run_main(int argc, char** argv);
+
+}  // namespace amibake::emu

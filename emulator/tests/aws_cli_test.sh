@@ -1,0 +1,146 @@
+#!/bin/bash
+# awsemu driven end to end by the real AWS CLI (/usr/bin/aws), as one ctest.
+# Usage: aws_cli_test.sh PATH/TO/awsemu
+# Steps: describe-images, ssm get-parameter, create-volume + wait volume-available,
+# create-snapshot + wait snapshot-completed, register-image + describe-images showing
+# every field back, the EBS direct round trip compared byte for byte, a wrong secret
+# refused. Exits 77 (skipped) when /usr/bin/aws is missing.
+set -euo pipefail
+
+AWSEMU=${1:?usage: aws_cli_test.sh PATH/TO/awsemu}
+[ -x /usr/bin/aws ] || { echo "SKIP: /usr/bin/aws is not installed"; exit 77; }
+T=$(mktemp -d /tmp/awsemu-cli.XXXXXX)
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; echo "--- awsemu log:" >&2; cat "$T/awsemu.err" >&2; exit 1; }
+step() { echo "== $*"; }
+
+# A tiny catalog: one Amazon-owned image whose root is a 2 GiB sparse file with a few
+# written blocks (tests/fixtures/make-base-images builds the real ones).
+mkdir -p "$T/catalog" "$T/home/.aws"
+truncate -s 2G "$T/catalog/root.img"
+for off in 0 3 1000; do
+  head -c 524288 /dev/urandom | dd of="$T/catalog/root.img" bs=524288 seek=$off conv=notrunc status=none
+done
+cat > "$T/catalog/catalog.json" <<JSON
+{"images": [{"name": "al2023-ami-ecs-hvm-2023.0.20251101-kernel-6.1-x86_64",
+  "file": "root.img", "architecture": "x86_64", "boot_mode": "uefi-preferred",
+  "volume_size": 2,
+  "ssm_parameters": ["/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+                     "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended"]}]}
+JSON
+cat > "$T/home/.aws/credentials" <<CREDS
+[default]
+aws_access_key_id = AKIAAWSEMU0EXAMPLE00
+aws_secret_access_key = awsemu+Test+Secret+Key/NOT+A+REAL+SECRET0
+[wrong]
+aws_access_key_id = AKIAAWSEMU0EXAMPLE00
+aws_secret_access_key = not-the-right-secret-key-at-all-000000000
+CREDS
+
+"$AWSEMU" --port 0 --data "$T/data" --catalog "$T/catalog" --speed 0.05 --seed 7 \
+  > "$T/awsemu.out" 2> "$T/awsemu.err" &
+PID=$!
+for _ in $(seq 100); do [ -s "$T/awsemu.out" ] && break; sleep 0.05; done
+URL=$(sed -n 's/^awsemu listening on \(http:[^ ]*\)$/\1/p' "$T/awsemu.out" | head -1)
+[ -n "$URL" ] || fail "awsemu did not print its URL"
+
+export HOME="$T/home" AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE="$T/home/.aws/config"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
+aws() { /usr/bin/aws --endpoint-url "$URL" --region us-east-1 --no-cli-pager --output json "$@"; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+step describe-images
+IMAGES=$(aws ec2 describe-images --owners amazon)
+AMI=$(echo "$IMAGES" | field 'd["Images"][0]["ImageId"]')
+BASE_SNAP=$(echo "$IMAGES" | field 'd["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]')
+[ "$(echo "$IMAGES" | field 'd["Images"][0]["ImageOwnerAlias"]')" = amazon ] || fail "owner alias"
+
+step ssm get-parameter
+P=$(aws ssm get-parameter --name /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id)
+[ "$(echo "$P" | field 'd["Parameter"]["Value"]')" = "$AMI" ] || fail "SSM parameter is not $AMI"
+DOC=$(aws ssm get-parameter --name /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended)
+[ "$(echo "$DOC" | field 'json.loads(d["Parameter"]["Value"])["image_id"]')" = "$AMI" ] || fail "recommended doc"
+
+step create-volume + wait volume-available
+V=$(aws ec2 create-volume --availability-zone us-east-1a --snapshot-id "$BASE_SNAP" --volume-type gp3 \
+      --tag-specifications 'ResourceType=volume,Tags=[{Key=purpose,Value=cli-test}]')
+VOL=$(echo "$V" | field 'd["VolumeId"]')
+[ "$(echo "$V" | field 'd["State"]')" = creating ] || fail "new volume not creating"
+aws ec2 wait volume-available --volume-ids "$VOL"
+[ "$(aws ec2 describe-volumes --filters Name=tag:purpose,Values=cli-test | field 'd["Volumes"][0]["State"]')" = available ] \
+  || fail "volume not available after wait"
+
+step create-snapshot + wait snapshot-completed
+SNAP=$(aws ec2 create-snapshot --volume-id "$VOL" --description cli-test | field 'd["SnapshotId"]')
+aws ec2 wait snapshot-completed --snapshot-ids "$SNAP"
+[ "$(aws ec2 describe-snapshots --snapshot-ids "$SNAP" | field 'd["Snapshots"][0]["Progress"]')" = 100% ] || fail "progress"
+
+step register-image + describe-images shows every field
+cat > "$T/bdm.json" <<JSON
+[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "$SNAP", "VolumeSize": 30, "VolumeType": "gp3",
+  "Iops": 3000, "Throughput": 125, "DeleteOnTermination": true, "Encrypted": false}},
+ {"DeviceName": "/dev/xvdb", "Ebs": {"VolumeSize": 1024, "VolumeType": "gp3", "Encrypted": true,
+  "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/0b0b0b0b-1111-2222-3333-444444444444",
+  "DeleteOnTermination": true}}]
+JSON
+NEW_AMI=$(aws ec2 register-image --name "baked-cli-test" --description "cli test image" \
+  --architecture x86_64 --root-device-name /dev/xvda --virtualization-type hvm --ena-support \
+  --sriov-net-support simple --boot-mode uefi-preferred --tpm-support v2.0 --imds-support v2.0 \
+  --block-device-mappings "file://$T/bdm.json" | field 'd["ImageId"]')
+aws ec2 wait image-available --image-ids "$NEW_AMI"
+aws ec2 describe-images --image-ids "$NEW_AMI" > "$T/image.json"
+python3 - "$T/image.json" "$T/bdm.json" <<'PY' || fail "registered image fields differ"
+import json, sys
+img = json.load(open(sys.argv[1]))["Images"][0]
+want = {"Name": "baked-cli-test", "Description": "cli test image", "Architecture": "x86_64",
+        "RootDeviceName": "/dev/xvda", "VirtualizationType": "hvm", "EnaSupport": True,
+        "SriovNetSupport": "simple", "BootMode": "uefi-preferred", "TpmSupport": "v2.0",
+        "ImdsSupport": "v2.0", "State": "available", "OwnerId": "123456789012"}
+bad = {k: (img.get(k), v) for k, v in want.items() if img.get(k) != v}
+bdm = json.load(open(sys.argv[2]))
+got = {m["DeviceName"]: m["Ebs"] for m in img["BlockDeviceMappings"]}
+for m in bdm:
+    for k, v in m["Ebs"].items():
+        if got.get(m["DeviceName"], {}).get(k) != v:
+            bad[m["DeviceName"] + "." + k] = (got.get(m["DeviceName"], {}).get(k), v)
+if bad:
+    print("mismatches (got, want):", bad)
+    sys.exit(1)
+PY
+
+step ebs start / put / complete / list / get round trip
+head -c 524288 /dev/urandom > "$T/b5"
+head -c 524288 /dev/urandom > "$T/b9"
+S5=$(openssl dgst -sha256 -binary "$T/b5" | base64)
+S9=$(openssl dgst -sha256 -binary "$T/b9" | base64)
+AGG=$( (openssl dgst -sha256 -binary "$T/b5"; openssl dgst -sha256 -binary "$T/b9") | openssl dgst -sha256 -binary | base64)
+ESNAP=$(aws ebs start-snapshot --volume-size 1 --timeout 60 --description cli-ebs | field 'd["SnapshotId"]')
+aws ebs put-snapshot-block --snapshot-id "$ESNAP" --block-index 9 --block-data "$T/b9" \
+  --data-length 524288 --checksum "$S9" --checksum-algorithm SHA256 > /dev/null
+aws ebs put-snapshot-block --snapshot-id "$ESNAP" --block-index 5 --block-data "$T/b5" \
+  --data-length 524288 --checksum "$S5" --checksum-algorithm SHA256 > /dev/null
+aws ebs complete-snapshot --snapshot-id "$ESNAP" --changed-blocks-count 2 --checksum "$AGG" \
+  --checksum-algorithm SHA256 --checksum-aggregation-method LINEAR > /dev/null
+aws ec2 wait snapshot-completed --snapshot-ids "$ESNAP"
+aws ebs list-snapshot-blocks --snapshot-id "$ESNAP" > "$T/blocks.json"
+[ "$(field '[b["BlockIndex"] for b in d["Blocks"]]' < "$T/blocks.json")" = "[5, 9]" ] || fail "listed blocks"
+for i in 0 1; do
+  IDX=$(field "d['Blocks'][$i]['BlockIndex']" < "$T/blocks.json")
+  TOK=$(field "d['Blocks'][$i]['BlockToken']" < "$T/blocks.json")
+  aws ebs get-snapshot-block --snapshot-id "$ESNAP" --block-index "$IDX" --block-token "$TOK" "$T/got$IDX" > /dev/null
+  cmp "$T/b$IDX" "$T/got$IDX" || fail "block $IDX differs"
+done
+
+step wrong secret refused
+if /usr/bin/aws --profile wrong --endpoint-url "$URL" --region us-east-1 --no-cli-pager \
+     ec2 describe-images --owners amazon > "$T/wrong.out" 2>&1; then
+  fail "a wrong secret was accepted"
+fi
+grep -q AuthFailure "$T/wrong.out" || fail "wrong secret: expected AuthFailure, got: $(cat "$T/wrong.out")"
+
+echo "PASS: awsemu answered the AWS CLI correctly"
