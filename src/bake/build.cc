@@ -346,6 +346,7 @@ Result<Journal> open_or_create_journal(const BuildOptions& o, const std::string&
                           {"recipe_hash", o.recipe_hash},
                           {"method", o.method},
                           {"region", client.region()},
+                          {"work_dir", o.work_dir.empty() ? default_work_dir() : o.work_dir},
                           {"stamp", utc_stamp()}});
 }
 

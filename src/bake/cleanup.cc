@@ -139,7 +139,9 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
   if (report.failed.empty()) {
     if (journal) AMIBAKE_TRY(journal->cleaned());
     std::error_code ec;
-    std::filesystem::remove_all(default_work_dir() + "/" + build_id, ec);
+    std::string work = journal ? journal->state().start.value("work_dir", default_work_dir())
+                               : default_work_dir();
+    std::filesystem::remove_all(work + "/" + build_id, ec);
   }
   return report;
 }

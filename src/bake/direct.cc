@@ -10,6 +10,9 @@
 // upload, including blocks that became zero (uploaded as zeros, which clears the
 // parent's data there). On resume the saved digests stand in for the fetch.
 #include <algorithm>
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -165,9 +168,19 @@ Result<json> step_install(StepContext& ctx) {
   spec.volumes.reserve(ctx.options.recipe.volumes.size());
   for (const auto& v : ctx.options.recipe.volumes) spec.volumes.push_back(v.datavol);
   spec.datavol_binary = ctx.options.datavol_binary;
-  AMIBAKE_ASSIGN(auto report, install_payload(image_path(ctx), spec));
-  for (const auto& line : report.log) ctx.events.info(line);
-  return report.to_json();
+  // The image is mounted for the length of the install: hold Ctrl-C/SIGTERM until it is
+  // unmounted and detached, so even a second Ctrl-C (which exits at once) cannot leave a
+  // mount or loop device behind. Pending signals are delivered right after.
+  sigset_t hold, previous;
+  sigemptyset(&hold);
+  sigaddset(&hold, SIGINT);
+  sigaddset(&hold, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &hold, &previous);
+  auto report = install_payload(image_path(ctx), spec);
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (!report) return report.error();
+  for (const auto& line : report->log) ctx.events.info(line);
+  return report->to_json();
 }
 
 // ---- step: upload ----
@@ -179,15 +192,31 @@ Result<json> step_upload(StepContext& ctx) {
   AMIBAKE_ASSIGN(auto changed, img.changed_blocks(before, /*threads=*/2, &after));
   ctx.events.info(std::to_string(changed.size()) + " blocks changed by the install");
 
-  // A snapshot journaled by an earlier attempt of this build is reused only while it
-  // is still pending (blocks can be written again); StartSnapshot's client token makes
-  // the call itself idempotent.
+  // An earlier attempt's snapshot (same build) is reused while it is pending (blocks can
+  // be written again) or once completed; one that ended in "error" (its upload timed
+  // out) is deleted and a new client token starts a fresh one.
+  int attempt = 1;
+  for (const auto& r : ctx.journal.state().resources) {
+    if (r.step != "upload" || r.kind != "snapshot") continue;
+    ++attempt;
+    if (r.deleted) continue;
+    aws::ec2::DescribeSnapshotsRequest d;
+    d.snapshot_ids = {r.id};
+    auto found = aws::ec2::describe_snapshots(ctx.client, d);
+    if (found && !found->empty() && found->front().state == "error") {
+      ctx.events.info(r.id + " from an earlier attempt ended in state error; replacing it");
+      AMIBAKE_TRY(aws::ec2::delete_snapshot(ctx.client, r.id));
+      AMIBAKE_TRY(ctx.journal.deleted(r.id));
+    } else {
+      --attempt;  // still usable: its token is the one to send again
+    }
+  }
   aws::ebs::StartSnapshotRequest start;
   start.parent_snapshot_id = parent;
   start.volume_size = ctx.results["fetch"]["volume_size_gib"];
   start.description = "amibake build " + ctx.build_id + ": root of " +
                       std::string(ctx.results["resolve"]["base_name"]) + " + datavol";
-  start.client_token = ctx.build_id + "-root";
+  start.client_token = ctx.build_id + "-root" + (attempt > 1 ? "-" + std::to_string(attempt) : "");
   start.timeout = 60;  // minutes; an abandoned upload ends in state "error" by itself
   start.tags = ctx.tags("root-snapshot", /*temporary=*/false);
   for (const auto& [k, v] : ctx.options.recipe.snapshot_tags) start.tags.push_back({k, v});
@@ -195,16 +224,19 @@ Result<json> step_upload(StepContext& ctx) {
   AMIBAKE_ASSIGN(auto started, aws::ebs::start_snapshot(ctx.client, start));
   std::string snap = started.snapshot_id;
   AMIBAKE_TRY(ctx.record("upload", "snapshot", snap, false));
-  if (started.status != "pending") {
+  bool already_complete = started.status == "completed";
+  if (!already_complete && started.status != "pending") {
     return make_error(snap + ": StartSnapshot answered status '" + started.status +
                           "' for client token " + start.client_token,
                       "remove it with `amibake cleanup " + ctx.build_id + "` and build again");
   }
+  if (already_complete) ctx.events.info(snap + ": completed by an earlier attempt");
 
   std::vector<std::string> checksums(changed.size());
   std::atomic<uint64_t> done{0}, bytes{0};
   auto t0 = Clock::now();
-  AMIBAKE_TRY(parallel_for(ctx, changed.size(), ctx.options.concurrency, [&](size_t i) -> Status {
+  AMIBAKE_TRY(parallel_for(ctx, already_complete ? 0 : changed.size(), ctx.options.concurrency,
+                           [&](size_t i) -> Status {
     AMIBAKE_ASSIGN(std::string data, img.read_block(changed[i].index));
     aws::ebs::PutSnapshotBlockRequest put;
     put.snapshot_id = snap;
@@ -220,12 +252,14 @@ Result<json> step_upload(StepContext& ctx) {
     return ok();
   }));
   double upload_secs = since(t0);
-  aws::ebs::CompleteSnapshotRequest complete;
-  complete.snapshot_id = snap;
-  complete.changed_blocks_count = static_cast<int64_t>(changed.size());
-  AMIBAKE_ASSIGN(complete.checksum, aws::ebs::linear_aggregate_checksum(checksums));
-  AMIBAKE_ASSIGN(std::string status, aws::ebs::complete_snapshot(ctx.client, complete));
-  ctx.events.info(snap + ": CompleteSnapshot answered '" + status + "'");
+  if (!already_complete) {
+    aws::ebs::CompleteSnapshotRequest complete;
+    complete.snapshot_id = snap;
+    complete.changed_blocks_count = static_cast<int64_t>(changed.size());
+    AMIBAKE_ASSIGN(complete.checksum, aws::ebs::linear_aggregate_checksum(checksums));
+    AMIBAKE_ASSIGN(std::string status, aws::ebs::complete_snapshot(ctx.client, complete));
+    ctx.events.info(snap + ": CompleteSnapshot answered '" + status + "'");
+  }
   aws::WaitOptions w;
   w.timeout = std::chrono::hours(2);
   w.interval = std::chrono::milliseconds(std::stoi(env_or("AMIBAKE_POLL_MS", "2000")));
