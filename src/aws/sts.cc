@@ -6,6 +6,7 @@
 
 #include <pugixml.hpp>
 
+#include "aws/query.h"
 #include "aws/sigv4.h"
 
 namespace amibake::aws::sts {
@@ -14,14 +15,15 @@ namespace {
 constexpr const char* kVersion = "2011-06-15";
 
 AwsRequest query_request(const std::string& operation,
-                         std::vector<std::pair<std::string, std::string>> params) {
-  params.insert(params.begin(), {{"Action", operation}, {"Version", kVersion}});
+                         const std::vector<std::pair<std::string, std::string>>& params) {
+  QueryForm form(operation, kVersion);
+  for (const auto& [k, v] : params) form.add(k, v);
   AwsRequest r;
   r.service = "sts";
   r.operation = operation;
   r.protocol = Protocol::kQuery;
   r.method = "POST";
-  r.body = form_encode(params);
+  r.body = form.encode();
   return r;
 }
 
@@ -40,15 +42,6 @@ Error unreadable(const std::string& operation, const std::string& why) {
 }
 
 }  // namespace
-
-std::string form_encode(const std::vector<std::pair<std::string, std::string>>& params) {
-  std::string out;
-  for (const auto& [k, v] : params) {
-    if (!out.empty()) out.push_back('&');
-    out += sigv4::uri_encode(k) + "=" + sigv4::uri_encode(v);
-  }
-  return out;
-}
 
 Result<CallerIdentity> get_caller_identity(AwsClient& client) {
   AMIBAKE_ASSIGN(AwsResponse resp, client.send(query_request("GetCallerIdentity", {})));

@@ -40,7 +40,4 @@ Result<Credentials> assume_role_with_web_identity(AwsClient& client,
 Result<Credentials> parse_credentials_xml(const std::string& body,
                                           const std::string& result_element);
 
-// Returns "a=b&c=d" form encoding of `params` in order (keys and values uri-encoded).
-std::string form_encode(const std::vector<std::pair<std::string, std::string>>& params);
-
 }  // namespace amibake::aws::sts
