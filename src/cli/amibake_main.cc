@@ -15,6 +15,7 @@
 #include "cli/build_cmds.h"
 #include "cli/doctor.h"
 #include "emulator/server.h"
+#include "verify/verify_cmd.h"
 
 namespace amibake::cli {
 namespace {
@@ -87,6 +88,10 @@ int main(int argc, char** argv) {
   add_build_flags(*command("build", "bake the AMI; prints its id on stdout",
                            [&] { return run_build_command(g.settings(), build_flags); }),
                   build_flags, /*with_build=*/true);
+  verify::VerifyFlags verify_flags;
+  verify::add_verify_flags(*command("verify", "boot an AMI under QEMU (local endpoint) and check /data",
+                                    [&] { return verify::run_verify_command(g.settings(), verify_flags); }),
+                           verify_flags);
   CleanupFlags cleanup_flags;
   auto* cleanup = command("cleanup", "remove what a failed or interrupted build left",
                           [&] { return run_cleanup(g.settings(), cleanup_flags); });

@@ -1,0 +1,111 @@
+// Unit tests of the verify pieces that need no VM: endpoint check, serials, the QEMU
+// command line, verdict parsing and judging, the report, the command's refusals.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "verify/qemu.h"
+#include "verify/verify.h"
+#include "verify/verify_cmd.h"
+
+namespace amibake::verify {
+namespace {
+
+TEST(VerifyLoopback, AcceptsOnlyLoopbackHosts) {
+  EXPECT_TRUE(is_loopback_url("http://127.0.0.1:4566"));
+  EXPECT_TRUE(is_loopback_url("http://localhost:80/"));
+  EXPECT_TRUE(is_loopback_url("http://[::1]:9000"));
+  EXPECT_TRUE(is_loopback_url("http://127.1.2.3"));
+  EXPECT_FALSE(is_loopback_url("https://ec2.us-east-1.amazonaws.com"));
+  EXPECT_FALSE(is_loopback_url("http://127.0.0.1.example.com:80"));
+  EXPECT_FALSE(is_loopback_url("http://10.0.0.1:4566"));
+}
+
+TEST(VerifySerial, IsANitroLikeVolumeIdOfTwentyCharactersStablePerDevice) {
+  std::string s = volume_serial("ami-0123", "/dev/xvdb");
+  EXPECT_EQ(s.size(), 20u);
+  EXPECT_EQ(s.rfind("vol", 0), 0u);
+  EXPECT_EQ(s, volume_serial("ami-0123", "/dev/xvdb"));
+  EXPECT_NE(s, volume_serial("ami-0123", "/dev/xvda"));
+}
+
+TEST(VerifyQemuArgv, EachDiskIsAnNvmeDeviceWithItsSerialAndTheEbsMapIsOnTheCommandLine) {
+  std::vector<Disk> disks = {{"/dev/xvda", "vol0aaa", "/d/xvda.img", 1, true, false},
+                             {"/dev/xvdb", "vol0bbb", "/d/xvdb.img", 2, false, false}};
+  BootFiles f{"/d/vmlinuz", "/d/initrd", "root=PARTUUID=x rw console=ttyS0 panic=-1"};
+  auto argv = qemu_argv(disks, f, "/d/console.log", "tcg");
+  auto has = [&](const std::string& a) { return std::find(argv.begin(), argv.end(), a) != argv.end(); };
+  EXPECT_TRUE(has("nvme,drive=disk0,serial=vol0aaa"));
+  EXPECT_TRUE(has("nvme,drive=disk1,serial=vol0bbb"));
+  EXPECT_TRUE(has("root=PARTUUID=x rw console=ttyS0 panic=-1 amibake.ebs=vol0aaa:xvda,vol0bbb:xvdb"));
+  EXPECT_TRUE(has("file:/d/console.log"));
+  EXPECT_FALSE(has("host")) << "-cpu host is for KVM only";
+}
+
+TEST(VerifyAccelerators, AnExplicitChoiceIsTheOnlyOneTried) {
+  EXPECT_EQ(accelerators("tcg"), std::vector<std::string>{"tcg"});
+}
+
+TEST(VerifyVerdict, IsFoundAmongConsoleNoise) {
+  auto v = find_verdict("[  1.0] boot\r\nAMIBAKE-VERDICT {\"data\":{\"mounted\":false}}\r\n[ 2.0] bye\n");
+  ASSERT_TRUE(v) << v.error().message;
+  EXPECT_FALSE((*v)["data"]["mounted"].get<bool>());
+}
+
+TEST(VerifyVerdict, MissingOrBrokenLineIsAnError) {
+  EXPECT_FALSE(find_verdict("kernel panic\n"));
+  EXPECT_FALSE(find_verdict("AMIBAKE-VERDICT {\"data\":\n"));
+}
+
+TEST(VerifyVerdict, PassesOnlyWhenDockerAndEcsSawDataMounted) {
+  auto v = nlohmann::json::parse(R"({"data":{"mounted":true},"docker":{"data":"mounted"},
+                                    "ecs":{"data":"mounted"}})");
+  EXPECT_TRUE(verdict_passes(v));
+  v["ecs"]["data"] = "missing";
+  EXPECT_FALSE(verdict_passes(v));
+  v["ecs"]["data"] = "not-started";
+  EXPECT_FALSE(verdict_passes(v));
+  v["ecs"]["data"] = "mounted";
+  v["data"]["mounted"] = false;
+  EXPECT_FALSE(verdict_passes(v));
+}
+
+TEST(VerifyReport, NamesTheDataVolumeItsFilesystemSizeMountAndTheServices) {
+  BootResult r;
+  r.ami_id = "ami-1";
+  r.accel = "tcg";
+  r.wall_seconds = 80;
+  r.disks = {{"/dev/xvda", "vol0aaa", "a", 30ull << 30, true, false},
+             {"/dev/xvdb", "vol0bbb", "b", 1ull << 40, false, false}};
+  r.verdict = nlohmann::json::parse(R"({"data":{"mounted":true,"fstype":"xfs","size":1099511627776,
+      "source":"/dev/nvme1n1","ready_us":41500000},"docker":{"data":"mounted","uptime":45.2},
+      "containerd":{"data":"mounted","uptime":44.0},"ecs":{"data":"mounted","uptime":46.0},
+      "datavol":"active","datavol_log_b64":"ZGF0YTogZm9ybWF0dGVkIHhmcwo=",
+      "disks":[{"name":"nvme0n1","size":1,"serial":"vol0aaa"},{"name":"nvme1n1","size":2,"serial":"vol0bbb"}]})");
+  std::string text = format_report(r);
+  EXPECT_NE(text.find("/dev/xvdb  vol0bbb  /dev/nvme1n1  1.0 TiB  xfs mounted at /data"), std::string::npos) << text;
+  EXPECT_NE(text.find("ready 41.5 s after kernel start"), std::string::npos) << text;
+  EXPECT_NE(text.find("docker.service: started at 45.2 s with /data mounted"), std::string::npos) << text;
+  EXPECT_NE(text.find("  data: formatted xfs"), std::string::npos) << text;
+  EXPECT_NE(text.find("PASS"), std::string::npos) << text;
+}
+
+TEST(VerifyCommand, WithoutBootIsAUsageError) {
+  VerifyFlags f;
+  f.ami_id = "ami-1";
+  EXPECT_EQ(run_verify_command({}, f), 2);
+}
+
+TEST(VerifyCommand, RefusesARemoteEndpoint) {
+  ::setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  aws::ClientSettings s;
+  s.region = "us-east-1";
+  s.endpoint_url = "https://ec2.us-east-1.amazonaws.com";
+  VerifyFlags f;
+  f.ami_id = "ami-1";
+  f.boot = true;
+  EXPECT_EQ(run_verify_command(s, f), 2);
+}
+
+}  // namespace
+}  // namespace amibake::verify
