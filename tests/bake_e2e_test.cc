@@ -27,6 +27,7 @@
 #include "image/mount.h"
 #include "image/partition.h"
 #include "tests/support/background.h"
+#include "tests/support/bake_fixture.h"
 
 namespace amibake {
 namespace {
@@ -34,100 +35,11 @@ namespace {
 namespace fs = std::filesystem;
 using testing::BackgroundProcess;
 
-constexpr const char* kKey = "AKIAAWSEMU0EXAMPLE00";
-constexpr const char* kSecret = "awsemu+Test+Secret+Key/NOT+A+REAL+SECRET0";
+using testing::CliRun;
 
-std::string fixtures_dir() { return std::string(AMIBAKE_BINARY_DIR) + "/fixtures"; }
-
-struct CliRun {
-  int rc = -1;
-  std::string out, err;
-};
-
-class BakeE2E : public ::testing::Test {
+class BakeE2E : public testing::BakeFixture {
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    std::string out, err;
-    int rc = testing::run_capture({std::string(AMIBAKE_SOURCE_DIR) + "/tests/fixtures/make-base-images",
-                                   fixtures_dir()},
-                                  {}, &out, &err);
-    fixtures_ok_ = rc == 0;
-    if (!fixtures_ok_) fixtures_error_ = err;
-  }
-
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root for loop devices and mounts";
-    ASSERT_TRUE(fixtures_ok_) << "make-base-images failed: " << fixtures_error_;
-    auto d = make_temp_dir("amibake-e2e");
-    ASSERT_TRUE(d);
-    dir_ = *d;
-    start_emu({});
-  }
-
-  void TearDown() override {
-    emu_.stop();
-    if (!dir_.empty() && !HasFailure()) fs::remove_all(dir_);
-  }
-
-  void start_emu(const std::vector<std::string>& extra) {
-    emu_.stop();
-    std::vector<std::string> argv = {AWSEMU_BINARY, "--port", "0", "--data", dir_ + "/emu",
-                                     "--catalog", fixtures_dir(), "--speed", "0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    std::string err;
-    // A fresh log per start: the previous run's "listening" line must not be read.
-    std::string log = dir_ + "/emu." + std::to_string(++emu_starts_) + ".log";
-    ASSERT_TRUE(emu_.start(argv, {}, log, &err)) << err;
-    std::string line = emu_.wait_for_line("awsemu listening on ", std::chrono::seconds(30));
-    ASSERT_FALSE(line.empty()) << "awsemu did not start; see " << log;
-    url_ = line.substr(std::string("awsemu listening on ").size());
-    url_ = url_.substr(0, url_.find_first_of(" \r\n"));
-  }
-
-  std::vector<std::string> env() const {
-    return {"AWS_ACCESS_KEY_ID=" + std::string(kKey), "AWS_SECRET_ACCESS_KEY=" + std::string(kSecret),
-            "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + url_, "AWS_EC2_METADATA_DISABLED=true",
-            "XDG_STATE_HOME=" + dir_ + "/state", "AMIBAKE_WORK_DIR=" + dir_ + "/work",
-            "AMIBAKE_POLL_MS=100", "AWS_PROFILE=", "AWS_SESSION_TOKEN="};
-  }
-
-  CliRun amibake(std::vector<std::string> args) const {
-    CliRun r;
-    args.insert(args.begin(), AMIBAKE_BINARY);
-    r.rc = testing::run_capture(args, env(), &r.out, &r.err);
-    return r;
-  }
-
-  std::unique_ptr<aws::AwsClient> client() const {
-    aws::Credentials c;
-    c.access_key_id = kKey;
-    c.secret_access_key = kSecret;
-    return aws::AwsClient::for_endpoint(url_, c);
-  }
-
-  std::string recipe(const std::string& name) const {
-    return std::string(AMIBAKE_SOURCE_DIR) + "/examples/" + name;
-  }
-
-  // Resources in the region carrying amibake:build-id = id.
-  std::vector<std::string> tagged_with(const std::string& build_id) const {
-    auto c = client();
-    std::vector<std::string> ids;
-    aws::Filter f{"tag:amibake:build-id", {build_id}};
-    aws::ec2::DescribeImagesRequest ir;
-    ir.owners = {"self"};
-    ir.filters = {f};
-    for (const auto& i : aws::ec2::describe_images(*c, ir).value()) ids.push_back(i.image_id);
-    aws::ec2::DescribeSnapshotsRequest sr;
-    sr.owner_ids = {"self"};
-    sr.filters = {f};
-    for (const auto& s : aws::ec2::describe_snapshots(*c, sr).value()) ids.push_back(s.snapshot_id);
-    aws::ec2::DescribeVolumesRequest vr;
-    vr.filters = {f};
-    for (const auto& v : aws::ec2::describe_volumes(*c, vr).value()) ids.push_back(v.volume_id);
-    return ids;
-  }
+  std::string recipe(const std::string& name) const { return testing::example_recipe(name); }
 
   // Downloads snapshot `snap` through EBS direct into a local sparse image.
   std::string download(const std::string& snap) const {
@@ -147,17 +59,7 @@ class BakeE2E : public ::testing::Test {
     return path;
   }
 
-  std::string build_id_in(const std::string& text) const {
-    std::smatch m;
-    std::regex re("b-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}");
-    return std::regex_search(text, m, re) ? m.str() : "";
-  }
-
-  std::string dir_, url_;
-  int emu_starts_ = 0;
-  BackgroundProcess emu_;
-  static inline bool fixtures_ok_ = false;
-  static inline std::string fixtures_error_;
+  std::string build_id_in(const std::string& text) const { return testing::build_id_in(text); }
 };
 
 // Mounts the root partition of a disk image read-only for the length of a check.

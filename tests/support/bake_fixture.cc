@@ -1,0 +1,142 @@
+// The shared end-to-end bake fixture (see bake_fixture.h). The binaries' paths come
+// from compile definitions set on this library: AMIBAKE_BINARY, AWSEMU_BINARY,
+// AMIBAKE_BINARY_DIR (and AMIBAKE_SOURCE_DIR, set project-wide).
+#include "tests/support/bake_fixture.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <regex>
+#include <sstream>
+
+#include "aws/ec2.h"
+#include "base/files.h"
+#include "base/subprocess.h"
+
+namespace amibake::testing {
+
+std::string build_id_in(const std::string& text) {
+  std::smatch m;
+  static const std::regex re("b-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}");
+  return std::regex_search(text, m, re) ? m.str() : "";
+}
+
+std::string lines_with(const std::string& text, const std::string& needle) {
+  std::istringstream in(text);
+  std::string line, hits;
+  while (std::getline(in, line)) {
+    if (line.find(needle) != std::string::npos) hits += line + "\n";
+  }
+  return hits;
+}
+
+std::string fixtures_dir() { return std::string(AMIBAKE_BINARY_DIR) + "/fixtures"; }
+
+std::string example_recipe(const std::string& name) {
+  return std::string(AMIBAKE_SOURCE_DIR) + "/examples/" + name;
+}
+
+void BakeFixture::SetUpTestSuite() {
+  if (::geteuid() != 0) return;
+  std::string out, err;
+  int rc = run_capture({std::string(AMIBAKE_SOURCE_DIR) + "/tests/fixtures/make-base-images",
+                        fixtures_dir()},
+                       {}, &out, &err);
+  fixtures_ok_ = rc == 0;
+  if (!fixtures_ok_) fixtures_error_ = err;
+}
+
+void BakeFixture::SetUp() {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for loop devices and mounts";
+  ASSERT_TRUE(fixtures_ok_) << "make-base-images failed: " << fixtures_error_;
+  auto d = make_temp_dir("amibake-bake");
+  ASSERT_TRUE(d);
+  dir_ = *d;
+  ASSERT_TRUE(make_dirs(dir_ + "/tmp", 0700));
+  start_emu({});
+}
+
+void BakeFixture::TearDown() {
+  emu_.stop();
+  if (!dir_.empty() && !HasFailure()) std::filesystem::remove_all(dir_);
+}
+
+void BakeFixture::start_emu(const std::vector<std::string>& extra) {
+  emu_.stop();
+  std::vector<std::string> argv = {AWSEMU_BINARY, "--port", "0", "--data", dir_ + "/emu",
+                                   "--catalog", fixtures_dir(), "--speed", "0"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  std::string err;
+  // A fresh log per start: the previous run's "listening" line must not be read.
+  std::string log = dir_ + "/emu." + std::to_string(++emu_starts_) + ".log";
+  ASSERT_TRUE(emu_.start(argv, {}, log, &err)) << err;
+  std::string line = emu_.wait_for_line("awsemu listening on ", std::chrono::seconds(30));
+  ASSERT_FALSE(line.empty()) << "awsemu did not start; see " << log;
+  url_ = line.substr(std::string("awsemu listening on ").size());
+  url_ = url_.substr(0, url_.find_first_of(" \r\n"));
+}
+
+std::vector<std::string> BakeFixture::env() const {
+  return {"AWS_ACCESS_KEY_ID=" + std::string(kEmuKey),
+          "AWS_SECRET_ACCESS_KEY=" + std::string(kEmuSecret),
+          "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + url_, "AWS_EC2_METADATA_DISABLED=true",
+          "XDG_STATE_HOME=" + dir_ + "/state", "AMIBAKE_WORK_DIR=" + dir_ + "/work",
+          "TMPDIR=" + dir_ + "/tmp", "AMIBAKE_POLL_MS=100", "AWS_PROFILE=", "AWS_SESSION_TOKEN="};
+}
+
+CliRun BakeFixture::amibake(std::vector<std::string> args) const {
+  CliRun r;
+  args.insert(args.begin(), AMIBAKE_BINARY);
+  r.rc = run_capture(args, env(), &r.out, &r.err);
+  return r;
+}
+
+std::unique_ptr<aws::AwsClient> BakeFixture::client() const {
+  aws::Credentials c;
+  c.access_key_id = kEmuKey;
+  c.secret_access_key = kEmuSecret;
+  return aws::AwsClient::for_endpoint(url_, c);
+}
+
+std::vector<std::string> BakeFixture::images_tagged(const std::string& key,
+                                                    const std::string& value) const {
+  auto c = client();
+  aws::ec2::DescribeImagesRequest ir;
+  ir.owners = {"self"};
+  ir.filters = {{"tag:" + key, {value}}};
+  std::vector<std::string> ids;
+  for (const auto& i : aws::ec2::describe_images(*c, ir).value()) ids.push_back(i.image_id);
+  return ids;
+}
+
+std::vector<std::string> BakeFixture::snapshots_tagged(const std::string& key,
+                                                       const std::string& value) const {
+  auto c = client();
+  aws::ec2::DescribeSnapshotsRequest sr;
+  sr.owner_ids = {"self"};
+  sr.filters = {{"tag:" + key, {value}}};
+  std::vector<std::string> ids;
+  for (const auto& s : aws::ec2::describe_snapshots(*c, sr).value()) ids.push_back(s.snapshot_id);
+  return ids;
+}
+
+std::vector<std::string> BakeFixture::tagged_with(const std::string& build_id) const {
+  auto ids = images_tagged("amibake:build-id", build_id);
+  for (auto& s : snapshots_tagged("amibake:build-id", build_id)) ids.push_back(s);
+  auto c = client();
+  aws::ec2::DescribeVolumesRequest vr;
+  vr.filters = {{"tag:amibake:build-id", {build_id}}};
+  for (const auto& v : aws::ec2::describe_volumes(*c, vr).value()) ids.push_back(v.volume_id);
+  return ids;
+}
+
+std::string BakeFixture::host_leftovers() const {
+  std::string found;
+  auto loops = run_process({"losetup", "-a"});
+  if (loops) found += lines_with(loops->out, dir_);
+  auto mi = read_file("/proc/self/mountinfo");
+  if (mi) found += lines_with(*mi, dir_);
+  return found;
+}
+
+}  // namespace amibake::testing
