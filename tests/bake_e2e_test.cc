@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -216,6 +217,49 @@ TEST_F(BakeE2E, MissingPermissionNamesTheActionAndCleanupLeavesNothingTagged) {
   CliRun c = amibake({"cleanup", build});
   ASSERT_EQ(c.rc, 0) << c.err;
   EXPECT_TRUE(tagged_with(build).empty());
+}
+
+TEST_F(BakeE2E, ListAndGcFindAFailedBuildsLeftoversWithoutTheJournal) {
+  start_emu({"--deny", "RegisterImage"});
+  CliRun failed = amibake({"build", recipe("batch-worker.toml")});
+  ASSERT_EQ(failed.rc, 1) << failed.err;
+  std::string build = build_id_in(failed.err);
+  ASSERT_FALSE(build.empty()) << failed.err;
+  start_emu({});
+  CliRun ok = amibake({"build", recipe("batch-worker.toml")});
+  ASSERT_EQ(ok.rc, 0) << ok.err;
+  std::string ami = ok.out.substr(0, ok.out.find('\n'));
+
+  CliRun list = amibake({"list", "--json"});
+  ASSERT_EQ(list.rc, 0) << list.err;
+  auto builds = nlohmann::json::parse(list.out);
+  ASSERT_EQ(builds.size(), 2u) << list.out;
+  std::map<std::string, std::string> state, ami_of;
+  for (const auto& b : builds) {
+    state[b["build_id"]] = b["state"];
+    ami_of[b["state"]] = b["ami"];
+  }
+  EXPECT_EQ(state[build], "unfinished");
+  EXPECT_EQ(ami_of["finished"], ami);
+
+  // gc needs no journal: remove the journal folder first.
+  fs::remove_all(dir_ + "/state");
+  CliRun young = amibake({"gc", "--older-than", "1h", "--json"});
+  ASSERT_EQ(young.rc, 0) << young.err;
+  EXPECT_EQ(nlohmann::json::parse(young.out).size(), 0u) << "a build of a minute ago is no leftover yet";
+  CliRun found = amibake({"gc", "--json"});
+  ASSERT_EQ(found.rc, 0) << found.err;
+  auto leftovers = nlohmann::json::parse(found.out);
+  ASSERT_EQ(leftovers.size(), 1u) << found.out;  // the failed build's root snapshot only
+  EXPECT_EQ(leftovers[0]["build_id"], build);
+  EXPECT_EQ(leftovers[0]["kind"], "snapshot");
+  CliRun removed = amibake({"gc", "--delete"});
+  ASSERT_EQ(removed.rc, 0) << removed.err;
+  EXPECT_TRUE(tagged_with(build).empty());
+  auto c = client();
+  auto img = aws::ec2::describe_image(*c, ami);
+  ASSERT_TRUE(img) << "gc must not touch a finished build's AMI";
+  EXPECT_EQ(img->state, "available");
 }
 
 TEST_F(BakeE2E, KillDuringUploadThenResumeMakesExactlyOneAmi) {

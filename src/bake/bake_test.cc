@@ -316,6 +316,7 @@ TEST(Recipe, NamePlaceholdersExpand) {
 
 #include <sys/stat.h>
 #include "bake/journal.h"
+#include "bake/build.h"
 
 namespace amibake::bake {
 namespace {
@@ -369,6 +370,35 @@ TEST(Journal, LiveResourcesComeNewestFirst) {
   auto live = s->live_resources();
   ASSERT_EQ(live.size(), 2u);
   EXPECT_EQ(live[0].id, "ami-1");  // deregister the image before deleting its snapshot
+}
+
+}  // namespace
+}  // namespace amibake::bake
+
+namespace amibake::bake {
+namespace {
+
+TEST(Journal, JournalTornBeforeItsStartEntryReadsAsEmptyNotACrash) {
+  auto s = Journal::replay("{\"event\":\"sta");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->start_string("recipe", "none"), "none");
+  EXPECT_TRUE(s->live_resources().empty());
+}
+
+TEST(ListBuilds, UnfinishedBuildHasNoAmiAndSaysSo) {
+  auto dir = make_temp_dir("amibake-list");
+  ASSERT_TRUE(dir);
+  auto j = Journal::create(*dir, "b-20261125-000000-000001", {{"recipe", "r.toml"}, {"region", "eu-west-1"}});
+  ASSERT_TRUE(j);
+  auto builds = list_builds(*dir);
+  ASSERT_EQ(builds.size(), 1u);
+  EXPECT_EQ(builds[0].state, "unfinished");
+  EXPECT_EQ(builds[0].ami, "");
+  EXPECT_EQ(builds[0].region, "eu-west-1");
+  ASSERT_TRUE(j->finished({{"ami", "ami-1"}}));
+  builds = list_builds(*dir);
+  EXPECT_EQ(builds[0].state, "finished");
+  EXPECT_EQ(builds[0].ami, "ami-1");
 }
 
 }  // namespace

@@ -171,7 +171,7 @@ aws::ec2::RegisterImageRequest register_request(StepContext& ctx) {
   aws::ec2::Image base_image;
   base_image.image_id = base["base_image"];
   base_image.name = base["base_name"];
-  std::string stamp = ctx.journal.state().start.value("stamp", utc_stamp());
+  std::string stamp = ctx.journal.state().start_string("stamp", utc_stamp());
 
   aws::ec2::RegisterImageRequest req;
   req.name = expand_name(r.name, base_image, stamp);

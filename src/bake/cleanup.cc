@@ -139,7 +139,7 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
   if (report.failed.empty()) {
     if (journal) AMIBAKE_TRY(journal->cleaned());
     std::error_code ec;
-    std::string work = journal ? journal->state().start.value("work_dir", default_work_dir())
+    std::string work = journal ? journal->state().start_string("work_dir", default_work_dir())
                                : default_work_dir();
     std::filesystem::remove_all(work + "/" + build_id, ec);
   }
@@ -210,14 +210,18 @@ std::vector<BuildSummary> list_builds(const std::string& journal_dir) {
       continue;
     }
     const auto& s = j->state();
-    b.started = s.start.value("time", "");
-    b.recipe = s.start.value("recipe", "");
-    b.region = s.start.value("region", "");
-    b.ami = s.finish.value("ami", "");
+    // An unfinished build has no "finished" entry (null): json::value() throws on null.
+    auto field = [](const nlohmann::json& entry, const char* key) {
+      return entry.is_object() ? entry.value(key, "") : std::string();
+    };
+    b.started = s.start_string("time");
+    b.recipe = s.start_string("recipe");
+    b.region = s.start_string("region");
+    b.ami = field(s.finish, "ami");
     if (s.cleaned) {
       b.state = s.interrupted ? "interrupted" : "cleaned";
     } else if (s.finished) {
-      b.state = s.finish.value("reused", false) ? "reused" : "finished";
+      b.state = s.finish.is_object() && s.finish.value("reused", false) ? "reused" : "finished";
     } else {
       b.state = "unfinished";
     }

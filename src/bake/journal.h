@@ -41,6 +41,13 @@ struct JournalState {
   bool cleaned = false;                                 // "cleaned" written
   bool interrupted = false;                             // "interrupted" written (Ctrl-C)
 
+  // Returns the string field `key` of the start entry, or `fallback` when the start
+  // entry or the field is missing (a damaged journal must not crash a reader).
+  std::string start_string(const char* key, const std::string& fallback = "") const {
+    if (!start.is_object() || !start.contains(key) || !start[key].is_string()) return fallback;
+    return start[key].get<std::string>();
+  }
+
   // Returns the live (created, not deleted) resources, newest first: the order to
   // delete them in (an image before the snapshot it uses).
   std::vector<JournalResource> live_resources() const;

@@ -104,7 +104,7 @@ int run_build_command(const aws::ClientSettings& settings, const BuildFlags& fla
     auto j = bake::Journal::open(dir, flags.resume);
     if (!j) return report_error(j.error());
     BuildFlags with_recipe = flags;
-    with_recipe.recipe = j->state().start.value("recipe", "");
+    with_recipe.recipe = j->state().start_string("recipe");
     o = options_from(with_recipe);
     if (!o) return report_error(o.error().wrap("resume " + flags.resume + ": recipe"));
   }
