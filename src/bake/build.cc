@@ -339,6 +339,14 @@ Result<Journal> open_or_create_journal(const BuildOptions& o, const std::string&
     if (j.state().cleaned) {
       return make_error("build " + o.resume_id + " was cleaned up", "start a new build", 1);
     }
+    // Resuming with a different recipe would mix two builds' results.
+    std::string started_with = j.state().start_string("recipe_hash");
+    if (!started_with.empty() && started_with != o.recipe_hash) {
+      return make_error("build " + o.resume_id + ": the recipe changed since the build started",
+                        "resume with the recipe as it was, or start a new build (and `amibake cleanup " +
+                            o.resume_id + "` the old one)",
+                        2);
+    }
     return j;
   }
   return Journal::create(dir, Journal::new_build_id(),

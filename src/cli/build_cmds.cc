@@ -96,18 +96,16 @@ int run_plan(const aws::ClientSettings& settings, const BuildFlags& flags) {
 }
 
 int run_build_command(const aws::ClientSettings& settings, const BuildFlags& flags) {
-  auto o = options_from(flags);
-  if (!o && !(flags.recipe.empty() && !flags.resume.empty())) return report_error(o.error());
-  if (flags.recipe.empty() && !flags.resume.empty()) {
-    // Resuming: the recipe comes from the journal.
-    std::string dir = flags.journal_dir.empty() ? bake::Journal::default_dir() : flags.journal_dir;
-    auto j = bake::Journal::open(dir, flags.resume);
+  BuildFlags f = flags;
+  if (f.recipe.empty() && !f.resume.empty()) {
+    // Resuming without naming the recipe: the journal knows which one it was.
+    std::string dir = f.journal_dir.empty() ? bake::Journal::default_dir() : f.journal_dir;
+    auto j = bake::Journal::open(dir, f.resume);
     if (!j) return report_error(j.error());
-    BuildFlags with_recipe = flags;
-    with_recipe.recipe = j->state().start_string("recipe");
-    o = options_from(with_recipe);
-    if (!o) return report_error(o.error().wrap("resume " + flags.resume + ": recipe"));
+    f.recipe = j->state().start_string("recipe");
   }
+  auto o = options_from(f);
+  if (!o) return report_error(o.error());
   auto client = aws::make_client(settings);
   if (!client) return report_error(client.error());
   bake::Events events(flags.events == "json" ? bake::EventFormat::kJson : bake::EventFormat::kPlain);
