@@ -75,11 +75,12 @@ INIT
 chmod 755 "$root/init"
 (cd "$root" && find . | "$busybox" cpio -o -H newc 2>/dev/null) | gzip -1 > "$work/initramfs.gz"
 
+# No network device (-nic none): tests send nothing beyond this machine.
 # Software emulation by default: nested KVM on the development machines hangs the guest
 # kernel right after decompression. DATAVOL_VM_ACCEL=kvm opts in where KVM works.
 accel="-accel ${DATAVOL_VM_ACCEL:-tcg}"
 # shellcheck disable=SC2086
-qemu-system-x86_64 $accel -m "$memory" -smp 2 -nographic -no-reboot \
+qemu-system-x86_64 $accel -m "$memory" -smp 2 -nographic -no-reboot -nic none \
   -kernel "$vmlinuz" -initrd "$work/initramfs.gz" \
   -append "console=ttyS0 quiet panic=-1 rdinit=/init" \
   -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
