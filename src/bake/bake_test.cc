@@ -403,3 +403,19 @@ TEST(ListBuilds, UnfinishedBuildHasNoAmiAndSaysSo) {
 
 }  // namespace
 }  // namespace amibake::bake
+
+#include "bake/events.h"
+
+namespace amibake::bake {
+namespace {
+
+TEST(Events, LiveBarShowsCountsSizeRateAndEta) {
+  EXPECT_EQ(render_bar("blocks fetched", 120, 240, 60ull << 20, 2.0, 10),
+            "blocks fetched [#####-----] 120/240  60.0 MiB  30 MiB/s  ETA 2 s");
+  EXPECT_EQ(render_bar("blocks uploaded", 18, 18, 9ull << 20, 1.0, 4),
+            "blocks uploaded [####] 18/18  9.0 MiB  9 MiB/s  ETA 0 s");
+  EXPECT_EQ(render_bar("x", 0, 0, 0, 0, 3), "x [###] 0/0  0.0 MiB  0 MiB/s  ETA 0 s");
+}
+
+}  // namespace
+}  // namespace amibake::bake

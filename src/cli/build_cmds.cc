@@ -108,7 +108,8 @@ int run_build_command(const aws::ClientSettings& settings, const BuildFlags& fla
   if (!o) return report_error(o.error());
   auto client = aws::make_client(settings);
   if (!client) return report_error(client.error());
-  bake::Events events(flags.events == "json" ? bake::EventFormat::kJson : bake::EventFormat::kPlain);
+  bake::Events events(flags.events == "json" ? bake::EventFormat::kJson
+                                              : bake::Events::plain_or_live());
   install_sigint_handler();
   o->on_build_id = [](const std::string& id) {
     std::snprintf(g_build_id, sizeof g_build_id, "%s", id.c_str());
