@@ -54,6 +54,12 @@ cp "$moddir"/modules.dep "$moddir"/modules.alias "$moddir"/modules.builtin "$roo
 cmd="cd '$(pwd)' &&"
 for a in "$@"; do cmd="$cmd '$(printf %s "$a" | sed "s/'/'\\\\''/g")'"; done
 printf '%s\n' "$cmd" > "$root/cmd"
+# The guest's /tmp is its own tmpfs; when the build tree itself lives under /tmp (CI may
+# clone there), that top folder is carried over from the host, read-only like the rest.
+case "$(pwd)" in
+  /tmp/?*) printf '/tmp/%s\n' "$(pwd | cut -d/ -f3)" > "$root/keep" ;;
+  *) : > "$root/keep" ;;
+esac
 
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
@@ -66,7 +72,10 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 host /host
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
+keep=$(cat /keep)
+if [ -n "$keep" ]; then mkdir -p /keep.d && mount -o bind "/host$keep" /keep.d; fi
 mount -t tmpfs tmp /host/tmp
+if [ -n "$keep" ]; then mkdir -p "/host$keep" && mount -o bind /keep.d "/host$keep"; fi
 mount -t tmpfs run /host/run
 chroot /host /bin/sh -c "$(cat /cmd)"
 echo "DATAVOL-VM-EXIT=$?"
