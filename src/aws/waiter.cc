@@ -72,6 +72,7 @@ Result<WaitState> wait_for(std::string_view what, const PollFunction& poll,
                            "AWS CLI");
       return e;
     }
+    if (options.should_stop) AMIBAKE_TRY(options.should_stop());
     sleep(std::min<std::chrono::milliseconds>(
         options.interval, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - t)));
   }

@@ -33,6 +33,8 @@ struct WaitOptions {
   // AWS error codes that mean "not visible yet" (eventual consistency just after a
   // create): such a poll counts as state "not-found" and the wait goes on.
   std::vector<std::string> tolerated_error_codes;
+  // Asked before every sleep: an error stops the wait with that error (Ctrl-C).
+  std::function<Status()> should_stop;
   // Test seams: nullptr = steady_clock::now / std::this_thread::sleep_for.
   std::function<std::chrono::steady_clock::time_point()> now;
   std::function<void(std::chrono::milliseconds)> sleep;

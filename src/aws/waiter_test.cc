@@ -190,3 +190,25 @@ TEST(TypedWaiter, ImageFailedStopsWithReason) {
 
 }  // namespace
 }  // namespace amibake::aws
+
+namespace amibake::aws {
+namespace {
+
+TEST(Waiter, ShouldStopEndsTheWaitWithItsErrorBeforeSleeping) {
+  int polls = 0, sleeps = 0;
+  WaitOptions o;
+  o.sleep = [&](std::chrono::milliseconds) { ++sleeps; };
+  o.should_stop = [&]() -> Status {
+    if (polls >= 2) return make_error("interrupted", "", 130);
+    return ok();
+  };
+  auto r = wait_for("vol-1", [&]() -> Result<WaitState> { ++polls; return WaitState{"creating", ""}; },
+                    {"available"}, {"error"}, o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, 130);
+  EXPECT_EQ(polls, 2);
+  EXPECT_EQ(sleeps, 1);
+}
+
+}  // namespace
+}  // namespace amibake::aws

@@ -44,25 +44,6 @@ std::string utc_stamp() {
   return buf;
 }
 
-aws::WaitOptions wait_options(StepContext& ctx, const std::string& what,
-                              std::chrono::minutes timeout) {
-  aws::WaitOptions w;
-  w.timeout = timeout;
-  w.interval = std::chrono::milliseconds(std::stoi(env_or("AMIBAKE_POLL_MS", "2000")));
-  w.tolerated_error_codes = {"InvalidAMIID.NotFound", "InvalidSnapshot.NotFound",
-                             "InvalidVolume.NotFound"};
-  w.on_progress = [&ctx, what](const aws::WaitState& s) {
-    ctx.events.info(what + ": " + s.state + (s.detail.empty() ? "" : " " + s.detail));
-  };
-  w.sleep = [&ctx](std::chrono::milliseconds d) {
-    // Sleep in short slices so Ctrl-C is seen at once.
-    auto end = std::chrono::steady_clock::now() + d;
-    while (std::chrono::steady_clock::now() < end && ctx.interrupts.load() == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  };
-  return w;
-}
 
 // ---- step: resolve ----
 // Resolves the base once per build: on resume the journaled base id is used, so a
@@ -129,7 +110,7 @@ Result<json> step_own_copy(StepContext& ctx) {
   AMIBAKE_TRY(ctx.check_interrupt());
   AMIBAKE_ASSIGN(auto img, aws::wait_image_available(
                                ctx.client, image_id,
-                               wait_options(ctx, image_id, std::chrono::minutes(60))));
+                               ctx.wait_options(image_id, std::chrono::minutes(60))));
   AMIBAKE_TRY(ctx.check_interrupt());
   json mappings = json::array();
   for (const auto& m : img.block_device_mappings) {
@@ -262,7 +243,7 @@ Result<json> step_verify(StepContext& ctx) {
   std::string image_id = ctx.results["register"]["image"];
   AMIBAKE_ASSIGN(auto img, aws::wait_image_available(
                                ctx.client, image_id,
-                               wait_options(ctx, image_id, std::chrono::minutes(30))));
+                               ctx.wait_options(image_id, std::chrono::minutes(30))));
   std::string want_root = ctx.results["upload"]["snapshot"];
   auto fail = [&](const std::string& what) {
     return make_error(image_id + ": verification failed: " + what,
@@ -359,6 +340,27 @@ Result<Journal> open_or_create_journal(const BuildOptions& o, const std::string&
 }
 
 }  // namespace
+
+aws::WaitOptions StepContext::wait_options(const std::string& what,
+                              std::chrono::minutes timeout) {
+  aws::WaitOptions w;
+  w.timeout = timeout;
+  w.interval = std::chrono::milliseconds(std::stoi(env_or("AMIBAKE_POLL_MS", "2000")));
+  w.tolerated_error_codes = {"InvalidAMIID.NotFound", "InvalidSnapshot.NotFound",
+                             "InvalidVolume.NotFound"};
+  w.on_progress = [this, what](const aws::WaitState& s) {
+    events.info(what + ": " + s.state + (s.detail.empty() ? "" : " " + s.detail));
+  };
+  w.should_stop = [this] { return check_interrupt(); };
+  w.sleep = [this](std::chrono::milliseconds d) {
+    // Sleep in short slices so Ctrl-C is seen at once (should_stop then ends the wait).
+    auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end && interrupts.load() == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  return w;
+}
 
 Status StepContext::check_interrupt() const {
   if (interrupts.load() == 0) return ok();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <string>
 
@@ -10,6 +11,7 @@
 
 #include "aws/client.h"
 #include "aws/query.h"
+#include "aws/waiter.h"
 #include "bake/build.h"
 #include "bake/events.h"
 #include "bake/journal.h"
@@ -31,6 +33,9 @@ struct StepContext {
   Status check_interrupt() const;
   // Tags for a resource this build makes.
   std::vector<aws::Tag> tags(const std::string& role, bool temporary) const;
+  // Options for an AWS waiter in a step: AMIBAKE_POLL_MS interval, NotFound just after
+  // create tolerated, progress as events, and a sleep that ends at once on Ctrl-C.
+  aws::WaitOptions wait_options(const std::string& what, std::chrono::minutes timeout);
   // Journals a created resource of this build.
   Status record(const std::string& step, const std::string& kind, const std::string& id,
                 bool temporary);

@@ -260,15 +260,8 @@ Result<json> step_upload(StepContext& ctx) {
     AMIBAKE_ASSIGN(std::string status, aws::ebs::complete_snapshot(ctx.client, complete));
     ctx.events.info(snap + ": CompleteSnapshot answered '" + status + "'");
   }
-  aws::WaitOptions w;
-  w.timeout = std::chrono::hours(2);
-  w.interval = std::chrono::milliseconds(std::stoi(env_or("AMIBAKE_POLL_MS", "2000")));
-  w.tolerated_error_codes = {"InvalidSnapshot.NotFound"};
-  w.on_progress = [&ctx, &snap](const aws::WaitState& s) {
-    ctx.events.info(snap + ": " + s.state + " " + s.detail);
-  };
-  AMIBAKE_ASSIGN(auto final_snap, aws::wait_snapshot_completed(ctx.client, snap, w));
-  (void)final_snap;
+  AMIBAKE_TRY(aws::wait_snapshot_completed(ctx.client, snap,
+                                           ctx.wait_options(snap, std::chrono::minutes(120))));
   return json{{"snapshot", snap},
               {"changed_blocks", changed.size()},
               {"bytes", bytes.load()},
