@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <thread>
 
 #include "base/log.h"
@@ -63,6 +64,30 @@ int port_of(const sockaddr_storage& addr) {
   return -1;
 }
 
+// Calls `fn` with each socket descriptor of this process until it returns true.
+void for_each_socket(const std::function<bool(int fd)>& fn) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return;
+  while (dirent* entry = ::readdir(dir)) {
+    int fd = std::atoi(entry->d_name);
+    struct stat st;
+    if (fd <= 2 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    if (fn(fd)) break;
+  }
+  ::closedir(dir);
+}
+
+// The local and peer ports of a socket (-1 when it has no peer: a listening socket).
+std::pair<int, int> ports_of(int fd) {
+  sockaddr_storage peer{}, local{};
+  socklen_t peer_len = sizeof peer, local_len = sizeof local;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return {-1, -1};
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+    return {port_of(local), -1};
+  }
+  return {port_of(local), port_of(peer)};
+}
+
 // Aborts the TCP connection `req` came on with a RST, before any byte of the answer.
 // httplib does not hand its socket to handlers, so the socket is found among this
 // process's descriptors by its two ports (local = server port, peer = client port: a
@@ -70,25 +95,15 @@ int port_of(const sockaddr_storage& addr) {
 // AF_UNSPEC makes Linux drop the connection with a reset while the descriptor stays
 // open for httplib to close as usual. Returns false if the socket was not found.
 bool abort_connection(const httplib::Request& req) {
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (!dir) return false;
   bool done = false;
-  while (dirent* entry = ::readdir(dir)) {
-    int fd = std::atoi(entry->d_name);
-    struct stat st;
-    if (fd <= 2 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    sockaddr_storage peer{}, local{};
-    socklen_t peer_len = sizeof peer, local_len = sizeof local;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
-    if (port_of(peer) != req.remote_port || port_of(local) != req.local_port) continue;
+  for_each_socket([&](int fd) {
+    if (ports_of(fd) != std::pair{req.local_port, req.remote_port}) return false;
     sockaddr unspec{};
     unspec.sa_family = AF_UNSPEC;
     (void)::connect(fd, &unspec, sizeof unspec);
     done = true;
-    break;
-  }
-  ::closedir(dir);
+    return true;
+  });
   return done;
 }
 
@@ -98,20 +113,24 @@ bool abort_connection(const httplib::Request& req) {
 // benchmark, and ListenOverflows in nstat). listen() again on a listening socket only
 // changes its backlog; the socket is found by its port and by having no peer.
 void raise_listen_backlog(int port) {
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (!dir) return;
-  while (dirent* entry = ::readdir(dir)) {
-    int fd = std::atoi(entry->d_name);
-    struct stat st;
-    if (fd <= 2 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t local_len = sizeof local, peer_len = sizeof peer;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
-    if (port_of(local) != port) continue;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) continue;
-    (void)::listen(fd, SOMAXCONN);
-  }
-  ::closedir(dir);
+  for_each_socket([&](int fd) {
+    if (ports_of(fd) == std::pair{port, -1}) (void)::listen(fd, SOMAXCONN);
+    return false;
+  });
+}
+
+// Ends the server's side of every open connection. On stop, cpp-httplib's workers
+// notice only between requests, so a worker holding an idle keep-alive connection waits
+// out the keep-alive timeout (30 s) before the stop completes; a client that keeps its
+// connection open (every test does) made each stop take that long, or be killed.
+// Shutting those sockets down ends the waits at once; the clients see the connection
+// close, as they would on any server restart.
+void shutdown_connections(int port) {
+  for_each_socket([&](int fd) {
+    auto [local, peer] = ports_of(fd);
+    if (local == port && peer != -1) (void)::shutdown(fd, SHUT_RDWR);
+    return false;
+  });
 }
 
 // Resets the connection; if that is impossible, cuts the answer after its headers.
@@ -241,6 +260,7 @@ void Emulator::stop() {
   if (!impl_ || !impl_->started) return;
   impl_->started = false;
   impl_->http.stop();
+  shutdown_connections(port_);
   if (impl_->serve_thread.joinable()) impl_->serve_thread.join();
   {
     std::lock_guard<std::mutex> lock(impl_->stop_mu);
