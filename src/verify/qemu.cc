@@ -6,7 +6,8 @@
 // to the disk files yet (the reboot test reads them back). Only a hung guest is killed.
 //
 // KVM is preferred when /dev/kvm is usable, but nested KVM on some hosts hangs before the
-// kernel prints a line; such a run is abandoned after 20 s and TCG is tried instead.
+// kernel prints a line, or QEMU aborts at once (an MSR it cannot set); such a run is
+// abandoned after 20 s, or when QEMU fails, and TCG is tried instead.
 #include "verify/qemu.h"
 
 #include <fcntl.h>
@@ -149,6 +150,13 @@ Result<QemuRun> boot_qemu(const std::vector<Disk>& disks, const BootFiles& files
       return make_error("QEMU (" + accel + "): no power-off after " + std::to_string(timeout_seconds) +
                             " s; last console lines:\n" + tail_lines(run.console, 30),
                         "raise --timeout, or see the whole console in " + console_path);
+    }
+    if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && !last) {
+      // /dev/kvm can be present yet unusable (QEMU aborts at once, e.g. "failed to set
+      // MSR 0x10a" under some nested hypervisors): the next accelerator gets its turn.
+      log::warn("QEMU (" + accel + ") failed: " +
+                tail_lines(read_file(qemu_log).value_or(""), 2) + "; trying " + accels[i + 1]);
+      continue;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       std::string qlog = read_file(qemu_log).value_or("");
