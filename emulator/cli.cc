@@ -24,6 +24,9 @@ Result<Options> parse_command_line(int argc, char** argv) {
   app.add_option("--access-key-id", o.access_key_id, "access key id accepted")->capture_default_str();
   app.add_option("--secret-access-key", o.secret_access_key, "secret key of that id (a public test value by default)");
   app.add_option("--threads", o.threads, "HTTP worker threads")->capture_default_str();
+  app.add_flag("--unshared-catalog-snapshots", o.unshared_catalog_snapshots,
+               "catalog (Amazon) snapshots are not usable by the account: CreateVolume and "
+               "DescribeSnapshots answer InvalidSnapshot.NotFound; CopyImage still works");
   bool no_verify = false;
   app.add_flag("--no-verify-signatures", no_verify, "accept any signature (debugging only)");
   try {

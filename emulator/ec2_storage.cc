@@ -165,8 +165,12 @@ void write_volume_fields(Xml& x, const Volume& v) {
   if (!v.tags.empty()) x.tags(v.tags);
 }
 
-bool snapshot_visible(const Snapshot& s) {
-  return s.owner_id == kAccountId || s.owner_id == kAmazonOwnerId;
+// Amazon's catalog snapshots are public, as the ECS AMIs' are; with
+// --unshared-catalog-snapshots they are not (an AMI shared for launch only): CreateVolume
+// and DescribeSnapshots then answer InvalidSnapshot.NotFound, while CopyImage still works.
+bool snapshot_visible(Context& ctx, const Snapshot& s) {
+  if (s.owner_id == kAccountId) return true;
+  return s.owner_id == kAmazonOwnerId && !ctx.options().unshared_catalog_snapshots;
 }
 
 Reply create_volume(Context& ctx, const Call& call) {
@@ -209,7 +213,7 @@ Reply create_volume(Context& ctx, const Call& call) {
   const Snapshot* snap = nullptr;
   if (!v.snapshot_id.empty()) {
     snap = &ctx.world().snapshots.at(v.snapshot_id);
-    if (!snapshot_visible(*snap)) {
+    if (!snapshot_visible(ctx, *snap)) {
       return error_reply(call, 400, "InvalidSnapshot.NotFound", "The snapshot '" + v.snapshot_id + "' does not exist.");
     }
     if (snap->state != "completed") {
@@ -436,7 +440,7 @@ Reply copy_snapshot(Context& ctx, const Call& call) {
   }
   std::lock_guard<std::mutex> lock(ctx.mu());
   auto it = ctx.world().snapshots.find(source);
-  if (it == ctx.world().snapshots.end() || !snapshot_visible(it->second) || ctx.hidden(source)) {
+  if (it == ctx.world().snapshots.end() || !snapshot_visible(ctx, it->second) || ctx.hidden(source)) {
     return error_reply(call, 400, "InvalidSnapshot.NotFound", "The snapshot '" + source + "' does not exist.");
   }
   if (it->second.state != "completed") {
@@ -481,14 +485,14 @@ Reply describe_snapshots(Context& ctx, const Call& call) {
   std::lock_guard<std::mutex> lock(ctx.mu());
   for (const auto& id : ids) {
     auto it = ctx.world().snapshots.find(id);
-    if (it == ctx.world().snapshots.end() || !snapshot_visible(it->second) || ctx.hidden(id)) {
+    if (it == ctx.world().snapshots.end() || !snapshot_visible(ctx, it->second) || ctx.hidden(id)) {
       return error_reply(call, 400, "InvalidSnapshot.NotFound", "The snapshot '" + id + "' does not exist.");
     }
   }
   std::vector<const Snapshot*> found;
   for (const auto& [id, s] : ctx.world().snapshots) {
     if (!ids.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
-    if (!snapshot_visible(s) || ctx.hidden(id)) continue;
+    if (!snapshot_visible(ctx, s) || ctx.hidden(id)) continue;
     if (!owners.empty()) {
       bool owner_ok = false;
       for (const auto& o : owners) {
@@ -519,7 +523,7 @@ Reply delete_snapshot(Context& ctx, const Call& call) {
   std::string id = call.param("SnapshotId");
   std::lock_guard<std::mutex> lock(ctx.mu());
   auto it = ctx.world().snapshots.find(id);
-  if (it == ctx.world().snapshots.end() || !snapshot_visible(it->second)) {
+  if (it == ctx.world().snapshots.end() || !snapshot_visible(ctx, it->second)) {
     return error_reply(call, 400, "InvalidSnapshot.NotFound", "The snapshot '" + id + "' does not exist.");
   }
   if (it->second.owner_id != kAccountId) {

@@ -40,6 +40,7 @@ struct Options {
   std::string secret_access_key = "awsemu+Test+Secret+Key/NOT+A+REAL+SECRET0";
   bool verify_signatures = true;
   int threads = 64;
+  bool unshared_catalog_snapshots = false;  // catalog snapshots not usable by the account
 };
 
 enum class Protocol { kEc2, kQuery, kJson, kRestJson };
