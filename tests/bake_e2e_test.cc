@@ -41,52 +41,10 @@ using testing::CliRun;
 class BakeE2E : public testing::BakeFixture {
  protected:
   std::string recipe(const std::string& name) const { return testing::example_recipe(name); }
-
-  // Downloads snapshot `snap` through EBS direct into a local sparse image.
-  std::string download(const std::string& snap) const {
-    auto c = client();
-    aws::ebs::ListSnapshotBlocksRequest l;
-    l.snapshot_id = snap;
-    auto blocks = aws::ebs::list_snapshot_blocks(*c, l);
-    EXPECT_TRUE(blocks) << blocks.error().describe();
-    std::string path = dir_ + "/" + snap + ".img";
-    auto img = image::BlockImage::create(path, static_cast<uint64_t>(blocks->volume_size) << 30);
-    EXPECT_TRUE(img);
-    for (const auto& b : blocks->blocks) {
-      auto data = aws::ebs::get_snapshot_block(*c, snap, b.index, b.token);
-      EXPECT_TRUE(data) << data.error().describe();
-      EXPECT_TRUE(img->write_block(static_cast<uint64_t>(b.index), data->data));
-    }
-    return path;
-  }
-
   std::string build_id_in(const std::string& text) const { return testing::build_id_in(text); }
 };
 
-// Mounts the root partition of a disk image read-only for the length of a check.
-struct MountedRoot {
-  std::optional<image::LoopDevice> loop;
-  std::optional<image::Mount> mount;
-  explicit MountedRoot(const std::string& disk) {
-    auto table = image::read_partition_table(disk);
-    EXPECT_TRUE(table);
-    auto root = image::find_root_partition(*table);
-    EXPECT_TRUE(root);
-    image::LoopOptions lo;
-    lo.offset = root->start;
-    lo.size_limit = root->size;
-    lo.read_only = true;
-    auto l = image::LoopDevice::attach(disk, lo);
-    EXPECT_TRUE(l) << l.error().message;
-    loop.emplace(std::move(*l));
-    image::MountOptions mo;
-    mo.read_only = true;
-    auto m = image::Mount::mount_device(loop->path(), mo);
-    EXPECT_TRUE(m) << m.error().message;
-    mount.emplace(std::move(*m));
-  }
-  std::string path(const std::string& p) const { return mount->path() + p; }
-};
+using testing::ReadOnlyRoot;
 
 bool is_link_to(const std::string& path, const std::string& target) {
   std::error_code ec;
@@ -125,7 +83,7 @@ TEST_F(BakeE2E, DirectBakeOfAl2023RegistersTheMappingsAndCarriesThePayload) {
   std::string snap = img->root_snapshot_id();
   std::string disk = download(snap);
   {
-    MountedRoot root(disk);
+    ReadOnlyRoot root(disk);
     struct stat st {};
     ASSERT_EQ(::stat(root.path("/usr/local/sbin/datavol").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0755u);
@@ -186,7 +144,7 @@ TEST_F(BakeE2E, SysvBaseGetsTheInitScriptAndRcLinks) {
   auto img = aws::ec2::describe_image(*c, ami);
   ASSERT_TRUE(img);
   std::string disk = download(img->root_snapshot_id());
-  MountedRoot root(disk);
+  ReadOnlyRoot root(disk);
   auto script = read_file(root.path("/etc/rc.d/init.d/datavol"));
   ASSERT_TRUE(script);
   EXPECT_NE(script->find("# chkconfig: 2345"), std::string::npos);
@@ -330,7 +288,7 @@ TEST_F(BakeE2E, BuildSucceedsUnderThrottlingErrorsResetsAndHangs) {
   ASSERT_TRUE(img) << img.error().describe();
   EXPECT_EQ(img->state, "available");
   EXPECT_EQ(img->imds_support, "v2.0");
-  MountedRoot root(download(img->root_snapshot_id()));
+  ReadOnlyRoot root(download(img->root_snapshot_id()));
   EXPECT_TRUE(fs::exists(root.path("/usr/local/sbin/datavol")));
   EXPECT_TRUE(fs::exists(root.path("/etc/systemd/system/datavol.service")));
 }

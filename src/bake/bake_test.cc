@@ -414,7 +414,34 @@ TEST(Events, LiveBarShowsCountsSizeRateAndEta) {
             "blocks fetched [#####-----] 120/240  60.0 MiB  30 MiB/s  ETA 2 s");
   EXPECT_EQ(render_bar("blocks uploaded", 18, 18, 9ull << 20, 1.0, 4),
             "blocks uploaded [####] 18/18  9.0 MiB  9 MiB/s  ETA 0 s");
-  EXPECT_EQ(render_bar("x", 0, 0, 0, 0, 3), "x [###] 0/0  0.0 MiB  0 MiB/s  ETA 0 s");
+  EXPECT_EQ(render_bar("x", 0, 0, 0, 0, 3), "x [###] 0/0  ETA 0 s");
+  EXPECT_EQ(render_bar("snapshot percent", 45, 100, 0, 9.0, 4), "snapshot percent [#---] 45/100  ETA 11 s");
+}
+
+}  // namespace
+}  // namespace amibake::bake
+
+namespace amibake::bake {
+namespace {
+
+std::vector<std::string> policy_actions(const std::string& method) {
+  std::vector<std::string> out;
+  nlohmann::json policy = iam_policy(method);  // the loop below must not outlive it
+  for (const auto& a : policy["Statement"][0]["Action"]) out.push_back(a);
+  return out;
+}
+
+TEST(IamPolicy, ChrootMethodAsksForVolumeActionsAndNoEbsDirectAction) {
+  auto chroot = policy_actions("chroot");
+  for (const char* a : {"ec2:CreateVolume", "ec2:AttachVolume", "ec2:DetachVolume",
+                        "ec2:DeleteVolume", "ec2:CreateSnapshot", "ec2:DescribeInstances",
+                        "ec2:RegisterImage", "ec2:CopyImage"}) {
+    EXPECT_NE(std::find(chroot.begin(), chroot.end(), a), chroot.end()) << a;
+  }
+  for (const auto& a : chroot) EXPECT_NE(a.rfind("ebs:", 0), 0u) << a;
+  auto direct = policy_actions("direct");
+  EXPECT_NE(std::find(direct.begin(), direct.end(), "ebs:PutSnapshotBlock"), direct.end());
+  EXPECT_EQ(std::find(direct.begin(), direct.end(), "ec2:AttachVolume"), direct.end());
 }
 
 }  // namespace

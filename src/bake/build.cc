@@ -19,6 +19,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <span>
 #include <thread>
 
 #include "aws/ec2.h"
@@ -69,49 +70,55 @@ Result<json> step_resolve(StepContext& ctx) {
               {"account", who.account}};
 }
 
+}  // namespace
+
 // ---- step: own-copy ----
 // The EBS direct APIs do not read snapshots the account does not own, so a base
 // owned by someone else (Amazon) is copied into the account once per base version.
 // The copy is a shared cache: found again by tag, made idempotent by a client token
 // derived from the base id, and not removed by a build's cleanup (`gc --copies` does).
-Result<json> step_own_copy(StepContext& ctx) {
+// The chroot method uses it too when the base's own snapshot is not usable.
+Result<std::string> find_or_copy_base(StepContext& ctx) {
   const json& res = ctx.results["resolve"];
   std::string base_id = res["base_image"];
   std::string image_id;
   if (res["base_owner"] == res["account"]) {
-    image_id = base_id;
     ctx.events.info("base is owned by this account: no copy needed");
+    return base_id;
+  }
+  aws::ec2::DescribeImagesRequest find;
+  find.owners = {"self"};
+  find.filters = {{"tag:" + std::string(kTagCopyOf), {base_id}}};
+  AMIBAKE_ASSIGN(auto found, aws::ec2::describe_images(ctx.client, find));
+  for (const auto& i : found) {
+    if (i.state == "available" || i.state == "pending") image_id = i.image_id;
+  }
+  if (!image_id.empty()) {
+    ctx.events.info("reusing this account's copy " + image_id + " of " + base_id);
   } else {
-    aws::ec2::DescribeImagesRequest find;
-    find.owners = {"self"};
-    find.filters = {{"tag:" + std::string(kTagCopyOf), {base_id}}};
-    AMIBAKE_ASSIGN(auto found, aws::ec2::describe_images(ctx.client, find));
-    for (const auto& i : found) {
-      if (i.state == "available" || i.state == "pending") image_id = i.image_id;
-    }
-    if (!image_id.empty()) {
-      ctx.events.info("reusing this account's copy " + image_id + " of " + base_id);
-    } else {
-      aws::ec2::CopyImageRequest c;
-      c.source_image_id = base_id;
-      c.source_region = ctx.client.region();
-      c.name = "amibake-base-" + base_id;
-      c.description = "amibake: copy of " + base_id + " (" + std::string(res["base_name"]) +
-                      ") for EBS direct reads";
-      c.client_token = "amibake-copy-" + base_id;
-      std::vector<aws::Tag> tags = {{kTagCopyOf, base_id}, {kTagRole, "base-copy"},
-                                    {kTagTemporary, "false"}};
-      c.tag_specifications = {{"image", tags}, {"snapshot", tags}};
-      AMIBAKE_TRY(ctx.journal.intent("own-copy", "image", c.client_token));
-      AMIBAKE_ASSIGN(image_id, aws::ec2::copy_image(ctx.client, c));
-      ctx.events.info("copying " + base_id + " into the account as " + image_id);
-    }
+    aws::ec2::CopyImageRequest c;
+    c.source_image_id = base_id;
+    c.source_region = ctx.client.region();
+    c.name = "amibake-base-" + base_id;
+    c.description = "amibake: copy of " + base_id + " (" + std::string(res["base_name"]) +
+                    ") for EBS direct reads";
+    c.client_token = "amibake-copy-" + base_id;
+    std::vector<aws::Tag> tags = {{kTagCopyOf, base_id}, {kTagRole, "base-copy"},
+                                  {kTagTemporary, "false"}};
+    c.tag_specifications = {{"image", tags}, {"snapshot", tags}};
+    AMIBAKE_TRY(ctx.journal.intent(ctx.current_step, "image", c.client_token));
+    AMIBAKE_ASSIGN(image_id, aws::ec2::copy_image(ctx.client, c));
+    ctx.events.info("copying " + base_id + " into the account as " + image_id);
   }
   AMIBAKE_TRY(ctx.check_interrupt());
-  AMIBAKE_ASSIGN(auto img, aws::wait_image_available(
-                               ctx.client, image_id,
-                               ctx.wait_options(image_id, std::chrono::minutes(60))));
+  AMIBAKE_TRY(aws::wait_image_available(ctx.client, image_id,
+                                        ctx.wait_options(image_id, std::chrono::minutes(60))));
   AMIBAKE_TRY(ctx.check_interrupt());
+  return image_id;
+}
+
+Result<json> describe_source(StepContext& ctx, const std::string& image_id) {
+  AMIBAKE_ASSIGN(auto img, aws::ec2::describe_image(ctx.client, image_id));
   json mappings = json::array();
   for (const auto& m : img.block_device_mappings) {
     json j = {{"device", m.device_name}, {"virtual", m.virtual_name}, {"no_device", m.no_device}};
@@ -143,12 +150,19 @@ Result<json> step_own_copy(StepContext& ctx) {
   return out;
 }
 
+namespace {
+
+Result<json> step_own_copy(StepContext& ctx) {
+  AMIBAKE_ASSIGN(std::string image_id, find_or_copy_base(ctx));
+  return describe_source(ctx, image_id);
+}
+
 // ---- step: register ----
 aws::ec2::RegisterImageRequest register_request(StepContext& ctx) {
   const Recipe& r = ctx.options.recipe;
-  const json& copy = ctx.results["own-copy"];
+  const json& copy = base_source(ctx);
   const json& base = ctx.results["resolve"];
-  std::string snapshot = ctx.results["upload"]["snapshot"];
+  std::string snapshot = new_root_snapshot(ctx);
   aws::ec2::Image base_image;
   base_image.image_id = base["base_image"];
   base_image.name = base["base_name"];
@@ -244,7 +258,7 @@ Result<json> step_verify(StepContext& ctx) {
   AMIBAKE_ASSIGN(auto img, aws::wait_image_available(
                                ctx.client, image_id,
                                ctx.wait_options(image_id, std::chrono::minutes(30))));
-  std::string want_root = ctx.results["upload"]["snapshot"];
+  std::string want_root = new_root_snapshot(ctx);
   auto fail = [&](const std::string& what) {
     return make_error(image_id + ": verification failed: " + what,
                       "report this; the image is kept for inspection");
@@ -285,6 +299,22 @@ constexpr Step kDirectSteps[] = {
     {"verify", "read the AMI back and check it", step_verify},
 };
 
+// The chroot method (chroot.cc), in order: the manual process on an EC2 host.
+constexpr Step kChrootSteps[] = {
+    {"host", "learn this EC2 host's instance, zone and region (IMDSv2)", step_host},
+    {"resolve", "resolve the base AMI", step_resolve},
+    {"source", "pick the root snapshot to start from (the base's, or the account's copy)",
+     step_source},
+    {"volume", "create a volume from the root snapshot in this host's zone", step_volume},
+    {"attach", "attach the volume to this host and find its device by volume id", step_attach},
+    {"install", "install datavol into the volume's root filesystem", step_install_device},
+    {"detach", "detach the volume", step_detach},
+    {"snapshot", "snapshot the volume", step_snapshot},
+    {"remove-volume", "delete the temporary volume", step_remove_volume},
+    {"register", "register the AMI", step_register},
+    {"verify", "read the AMI back and check it", step_verify},
+};
+
 // Looks for an AMI made from the same base and recipe.
 Result<std::string> find_existing(StepContext& ctx) {
   aws::ec2::DescribeImagesRequest find;
@@ -305,7 +335,7 @@ json make_manifest(StepContext& ctx, const std::map<std::string, double>& second
             {"steps", ctx.results},
             {"seconds", seconds}};
   if (ctx.results.count("register")) m["ami"] = ctx.results["register"]["image"];
-  if (ctx.results.count("upload")) m["root_snapshot"] = ctx.results["upload"]["snapshot"];
+  if (!new_root_snapshot(ctx).empty()) m["root_snapshot"] = new_root_snapshot(ctx);
   if (ctx.results.count("resolve")) m["base_image"] = ctx.results["resolve"]["base_image"];
   return m;
 }
@@ -320,6 +350,11 @@ Result<Journal> open_or_create_journal(const BuildOptions& o, const std::string&
     if (j.state().cleaned) {
       return make_error("build " + o.resume_id + " was cleaned up", "start a new build", 1);
     }
+    std::string started_method = j.state().start_string("method", "direct");
+    if (started_method != o.method) {
+      return make_error("build " + o.resume_id + " was started with --method " + started_method,
+                        "resume it with --method " + started_method + " (or without --method)", 2);
+    }
     // Resuming with a different recipe would mix two builds' results.
     std::string started_with = j.state().start_string("recipe_hash");
     if (!started_with.empty() && started_with != o.recipe_hash) {
@@ -330,13 +365,15 @@ Result<Journal> open_or_create_journal(const BuildOptions& o, const std::string&
     }
     return j;
   }
-  return Journal::create(dir, Journal::new_build_id(),
-                         {{"recipe", o.recipe.path},
-                          {"recipe_hash", o.recipe_hash},
-                          {"method", o.method},
-                          {"region", client.region()},
-                          {"work_dir", o.work_dir.empty() ? default_work_dir() : o.work_dir},
-                          {"stamp", utc_stamp()}});
+  json start = {{"recipe", o.recipe.path},
+                {"recipe_hash", o.recipe_hash},
+                {"method", o.method},
+                {"region", client.region()},
+                {"work_dir", o.work_dir.empty() ? default_work_dir() : o.work_dir},
+                {"stamp", utc_stamp()}};
+  // cleanup and gc look for the attached volume's device where the build did.
+  if (o.method == "chroot") start["device_dir"] = o.device_dir;
+  return Journal::create(dir, Journal::new_build_id(), start);
 }
 
 }  // namespace
@@ -403,15 +440,19 @@ std::string recipe_identity(const Recipe& r) {
 
 Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& options, Events& events,
                               const std::atomic<int>& interrupts) {
-  if (options.method != "direct") {
-    return make_error("build: method '" + options.method + "' is not implemented yet",
-                      "use --method direct", 2);
+  std::span<const Step> steps;
+  if (options.method == "direct") {
+    steps = kDirectSteps;
+  } else if (options.method == "chroot") {
+    steps = kChrootSteps;
+  } else {
+    return make_error("build: unknown method '" + options.method + "'", "use direct or chroot", 2);
   }
   std::string journal_dir = options.journal_dir.empty() ? Journal::default_dir() : options.journal_dir;
   std::string work_dir = options.work_dir.empty() ? default_work_dir() : options.work_dir;
   AMIBAKE_ASSIGN(Journal journal, open_or_create_journal(options, journal_dir, client));
   StepContext ctx{client, options, events, interrupts, journal, journal.state().build_id,
-                  work_dir + "/" + journal.state().build_id, {}};
+                  work_dir + "/" + journal.state().build_id, {}, {}};
   if (options.on_build_id) options.on_build_id(ctx.build_id);
   AMIBAKE_TRY(make_dirs(ctx.work, 0700));
   ctx.results = journal.state().step_results;
@@ -423,12 +464,13 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
   BuildResult result;
   result.build_id = ctx.build_id;
   result.region = client.region();
-  for (const Step& step : kDirectSteps) {
+  for (const Step& step : steps) {
     if (ctx.results.count(step.name)) {
       events.step(step.name, "done earlier (journal)");
       continue;
     }
     events.step(step.name, step.what);
+    ctx.current_step = step.name;
     auto t0 = std::chrono::steady_clock::now();
     Status go = ctx.check_interrupt();
     Result<json> r = go ? step.run(ctx) : Result<json>(go.error());

@@ -40,6 +40,9 @@ struct BuildOptions {
   std::string journal_dir;       // default Journal::default_dir()
   // Path of a datavol binary to install instead of the embedded one (tests, dev builds).
   std::string datavol_binary;
+  // chroot method: where udev's by-id links of attached EBS volumes are
+  // (nvme-Amazon_Elastic_Block_Store_vol…); awsemu makes them in its own folder.
+  std::string device_dir = "/dev/disk/by-id";
   // Called once the build id is known (the CLI keeps it for its Ctrl-C message).
   std::function<void(const std::string&)> on_build_id;
 };

@@ -28,6 +28,7 @@ struct StepContext {
   std::string work;  // this build's local folder: <work_dir>/<build_id>
   // Results of finished steps, by step name (also in the journal).
   std::map<std::string, nlohmann::json> results;
+  std::string current_step;  // the step running now (journal intents name it)
 
   // Returns an error with exit code 130 once Ctrl-C was pressed.
   Status check_interrupt() const;
@@ -41,9 +42,45 @@ struct StepContext {
                 bool temporary);
 };
 
+// The image the new root starts from, as a step result (build.cc): the account's copy
+// (direct "own-copy") or the base itself or its copy (chroot "source"). Fields: image,
+// root_snapshot, root_device, mappings, architecture, boot_mode, ena, sriov, tpm,
+// virtualization, uefi_data.
+inline const nlohmann::json& base_source(StepContext& ctx) {
+  return ctx.results.count("own-copy") ? ctx.results["own-copy"] : ctx.results["source"];
+}
+// The new root snapshot's id (direct "upload", chroot "snapshot"), or "" before it exists.
+inline std::string new_root_snapshot(StepContext& ctx) {
+  for (const char* step : {"upload", "snapshot"}) {
+    if (ctx.results.count(step)) return ctx.results[step].value("snapshot", "");
+  }
+  return "";
+}
+
+// Finds the account's copy of the base (by tag) or makes it (CopyImage with a client
+// token from the base id; a shared cache kept across builds) and waits until it is
+// available; returns its id. A base the account owns is returned as is.
+Result<std::string> find_or_copy_base(StepContext& ctx);
+// Describes `image_id` as a source for the new AMI (see base_source for the fields).
+Result<nlohmann::json> describe_source(StepContext& ctx, const std::string& image_id);
+
 // The direct method's data steps (direct.cc). Each returns its journaled result.
 Result<nlohmann::json> step_fetch(StepContext& ctx);
 Result<nlohmann::json> step_install(StepContext& ctx);
 Result<nlohmann::json> step_upload(StepContext& ctx);
+
+// Installs the payload into the disk (a local image file or an attached block device)
+// with Ctrl-C/SIGTERM held while it is mounted; returns the install report as JSON.
+Result<nlohmann::json> install_payload_held(StepContext& ctx, const std::string& disk);
+
+// The chroot method's steps (chroot.cc). Each returns its journaled result.
+Result<nlohmann::json> step_host(StepContext& ctx);
+Result<nlohmann::json> step_source(StepContext& ctx);
+Result<nlohmann::json> step_volume(StepContext& ctx);
+Result<nlohmann::json> step_attach(StepContext& ctx);
+Result<nlohmann::json> step_install_device(StepContext& ctx);
+Result<nlohmann::json> step_detach(StepContext& ctx);
+Result<nlohmann::json> step_snapshot(StepContext& ctx);
+Result<nlohmann::json> step_remove_volume(StepContext& ctx);
 
 }  // namespace amibake::bake

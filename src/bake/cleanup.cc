@@ -12,7 +12,9 @@
 #include <set>
 
 #include "aws/ec2.h"
+#include "aws/imds.h"
 #include "aws/waiter.h"
+#include "bake/attached_device.h"
 #include "bake/build.h"
 #include "bake/host_checks.h"
 #include "bake/journal.h"
@@ -63,11 +65,41 @@ Result<std::vector<Found>> find_tagged(aws::AwsClient& c, const aws::Filter& fil
   return out;
 }
 
-Status remove_resource(aws::AwsClient& c, const std::string& kind, const std::string& id) {
+// A chroot build's volume may still be attached to this host with a killed install's
+// mount and loop on it: those go first (the volume's device is found by its id, as the
+// build found it), so the detach does not pull a disk from under a mounted filesystem.
+// The Xen name is trusted only when this host is the instance the volume is attached
+// to (IMDS says so); elsewhere nothing local can hold the volume.
+Status release_local_holders(aws::AwsClient& c, const std::string& id,
+                             const DeviceLookup& lookup, Events& events) {
+  aws::ec2::DescribeVolumesRequest d;
+  d.volume_ids = {id};
+  auto found = aws::ec2::describe_volumes(c, d);
+  if (!found || found->empty()) return ok();  // gone, or DescribeVolumes will say so later
+  for (const auto& a : found->front().attachments) {
+    if (a.state != "attached" && a.state != "attaching" && a.state != "busy") continue;
+    auto dev = look_for_attached_device(id, a.device,
+                                        static_cast<uint64_t>(found->front().size) << 30, lookup);
+    if (dev && dev->how.rfind("Xen", 0) == 0) {
+      aws::ImdsClient imds;
+      auto self = imds.disabled() ? Result<std::string>(make_error("")) : imds.instance_id();
+      if (!self || *self != a.instance_id) dev.reset();
+    }
+    if (!dev) continue;
+    AMIBAKE_ASSIGN(auto lines, release_loops_on(dev->path, lookup.host));
+    for (const auto& line : lines) events.info(line);
+    AMIBAKE_TRY(flush_block_device(dev->path));
+  }
+  return ok();
+}
+
+Status remove_resource(aws::AwsClient& c, const std::string& kind, const std::string& id,
+                       const DeviceLookup& lookup, Events& events) {
   Status s;
   if (kind == "image") {
     s = aws::ec2::deregister_image(c, id);
   } else if (kind == "volume") {
+    AMIBAKE_TRY(release_local_holders(c, id, lookup, events));
     aws::ec2::DetachVolumeRequest d;
     d.volume_id = id;
     auto detached = aws::ec2::detach_volume(c, d);
@@ -99,6 +131,8 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
                                     const std::atomic<int>* interrupts) {
   std::string dir = journal_dir.empty() ? Journal::default_dir() : journal_dir;
   auto journal = Journal::open(dir, build_id);
+  DeviceLookup lookup;
+  if (journal) lookup.device_dir = journal->state().start_string("device_dir", lookup.device_dir);
   // What to remove: the journal's live resources, plus anything still tagged with the
   // build id (a crash between a create and its journal line leaves only the tag).
   std::vector<std::pair<std::string, std::string>> todo;  // kind, id
@@ -126,7 +160,7 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
       report.failed.push_back(id + ": not removed (interrupted again)");
       continue;
     }
-    auto s = remove_resource(client, kind, id);
+    auto s = remove_resource(client, kind, id, lookup, events);
     if (!s) {
       report.failed.push_back(id + ": " + s.error().message);
       events.warn("could not remove " + kind + " " + id + ": " + s.error().message);
@@ -186,7 +220,7 @@ Result<std::vector<Leftover>> gc(aws::AwsClient& client, bool remove, bool inclu
       return kind_rank(a.kind) < kind_rank(b.kind);
     });
     for (const auto& l : out) {
-      auto s = remove_resource(client, l.kind, l.id);
+      auto s = remove_resource(client, l.kind, l.id, DeviceLookup{}, events);
       if (!s) {
         events.warn("could not remove " + l.kind + " " + l.id + ": " + s.error().message);
       } else {

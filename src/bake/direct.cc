@@ -120,7 +120,7 @@ std::string hashes_path(const StepContext& ctx) { return ctx.work + "/root.befor
 
 // ---- step: fetch ----
 Result<json> step_fetch(StepContext& ctx) {
-  std::string snap = ctx.results["own-copy"]["root_snapshot"];
+  std::string snap = base_source(ctx)["root_snapshot"];
   aws::ebs::ListSnapshotBlocksRequest list;
   list.snapshot_id = snap;
   AMIBAKE_ASSIGN(auto blocks, aws::ebs::list_snapshot_blocks(ctx.client, list));
@@ -163,7 +163,7 @@ Result<json> step_fetch(StepContext& ctx) {
 }
 
 // ---- step: install ----
-Result<json> step_install(StepContext& ctx) {
+Result<json> install_payload_held(StepContext& ctx, const std::string& disk) {
   PayloadSpec spec;
   spec.volumes.reserve(ctx.options.recipe.volumes.size());
   for (const auto& v : ctx.options.recipe.volumes) spec.volumes.push_back(v.datavol);
@@ -176,16 +176,18 @@ Result<json> step_install(StepContext& ctx) {
   sigaddset(&hold, SIGINT);
   sigaddset(&hold, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &hold, &previous);
-  auto report = install_payload(image_path(ctx), spec);
+  auto report = install_payload(disk, spec);
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (!report) return report.error();
   for (const auto& line : report->log) ctx.events.info(line);
   return report->to_json();
 }
 
+Result<json> step_install(StepContext& ctx) { return install_payload_held(ctx, image_path(ctx)); }
+
 // ---- step: upload ----
 Result<json> step_upload(StepContext& ctx) {
-  std::string parent = ctx.results["own-copy"]["root_snapshot"];
+  std::string parent = base_source(ctx)["root_snapshot"];
   AMIBAKE_ASSIGN(auto img, image::BlockImage::open(image_path(ctx)));
   AMIBAKE_ASSIGN(auto before, load_hashes(hashes_path(ctx)));
   image::BlockHashes after;

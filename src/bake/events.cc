@@ -19,9 +19,15 @@ std::string render_bar(const std::string& what, uint64_t done, uint64_t total, u
   double rate = seconds > 0 ? mib / seconds : 0;
   double eta = (done && done < total) ? seconds * static_cast<double>(total - done) / done : 0;
   char tail[96];
-  std::snprintf(tail, sizeof tail, " %llu/%llu  %.1f MiB  %.0f MiB/s  ETA %.0f s",
-                static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), mib,
-                rate, eta);
+  if (bytes == 0) {
+    // A count with no bytes behind it (a snapshot's percent): no MiB or rate to show.
+    std::snprintf(tail, sizeof tail, " %llu/%llu  ETA %.0f s",
+                  static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), eta);
+  } else {
+    std::snprintf(tail, sizeof tail, " %llu/%llu  %.1f MiB  %.0f MiB/s  ETA %.0f s",
+                  static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+                  mib, rate, eta);
+  }
   return what + " [" + std::string(filled, '#') + std::string(width - filled, '-') + "]" + tail;
 }
 

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "aws/ec2.h"
+#include "aws/imds.h"
 #include "aws/sts.h"
 #include "bake/build.h"
 
@@ -49,6 +50,9 @@ std::string mapping_text(const json& m) {
 json iam_policy(const std::string& method) {
   std::vector<std::string> actions = direct_actions();
   if (method == "chroot") {
+    // The chroot method never calls the EBS direct APIs (accounts that forbid them are
+    // why it exists); it works on volumes instead.
+    std::erase_if(actions, [](const std::string& a) { return a.rfind("ebs:", 0) == 0; });
     actions.insert(actions.end(), chroot_extra_actions().begin(), chroot_extra_actions().end());
   }
   std::sort(actions.begin(), actions.end());
@@ -73,20 +77,50 @@ Result<Plan> make_plan(aws::AwsClient& client, const BuildOptions& options) {
   AMIBAKE_ASSIGN(auto who, aws::sts::get_caller_identity(client));
   bool owned = base.image.owner_id == who.account;
 
-  json steps = json::array({
-      "resolve: " + base.image.image_id + " (" + base.resolved_via + ")",
-      owned ? "own-copy: not needed (the account owns the base)"
-            : "own-copy: find or CopyImage " + base.image.image_id + " into the account (kept as a shared cache)",
-      "fetch: the root snapshot's written blocks into a sparse local image",
-      "install: datavol, its config, unit and links into the root filesystem",
-      "upload: the changed blocks as a new snapshot (parent: the owned root snapshot)",
-      "register: the AMI with the mappings below, IMDS " +
-          (r.attributes.imds_support.empty() ? std::string("as the base") : r.attributes.imds_support),
-      "verify: read the AMI back and check it"});
+  std::string imds_text = r.attributes.imds_support.empty() ? std::string("as the base")
+                                                             : r.attributes.imds_support;
+  json steps;
   json resources = json::array();
-  if (!owned) {
-    resources.push_back({{"kind", "image+snapshot"}, {"what", "copy of " + base.image.image_id},
-                         {"fate", "kept (shared cache, removed by `amibake gc --copies`)"}});
+  if (options.method == "chroot") {
+    std::string host = "host: this EC2 instance, zone and region from IMDSv2";
+    aws::ImdsClient imds;
+    auto instance = imds.disabled() ? Result<std::string>(make_error("IMDS disabled"))
+                                    : imds.instance_id();
+    if (instance) {
+      auto zone = imds.availability_zone();
+      host = "host: " + *instance + (zone ? " in " + *zone : std::string()) + " (IMDSv2)";
+    } else {
+      host += " — not on EC2 here, so `build --method chroot` would stop at this step";
+    }
+    steps = json::array({
+        host,
+        "resolve: " + base.image.image_id + " (" + base.resolved_via + ")",
+        "source: the base's root snapshot " + base.image.root_snapshot_id() +
+            (owned ? "" : " (or the account's copy of the base, if the account cannot use it)"),
+        "volume: CreateVolume from it in the host's zone (gp3, temporary)",
+        "attach: AttachVolume to this host at a free /dev/sdf–/dev/sdp; the device is found by volume id",
+        "install: datavol, its config, unit and links into the root filesystem",
+        "detach: DetachVolume",
+        "snapshot: CreateSnapshot of the volume, wait until completed",
+        "remove-volume: DeleteVolume",
+        "register: the AMI with the mappings below, IMDS " + imds_text,
+        "verify: read the AMI back and check it"});
+    resources.push_back({{"kind", "volume"}, {"what", "working copy of the base's root"},
+                         {"fate", "temporary (deleted once its snapshot completes, and by cleanup)"}});
+  } else {
+    steps = json::array({
+        "resolve: " + base.image.image_id + " (" + base.resolved_via + ")",
+        owned ? "own-copy: not needed (the account owns the base)"
+              : "own-copy: find or CopyImage " + base.image.image_id + " into the account (kept as a shared cache)",
+        "fetch: the root snapshot's written blocks into a sparse local image",
+        "install: datavol, its config, unit and links into the root filesystem",
+        "upload: the changed blocks as a new snapshot (parent: the owned root snapshot)",
+        "register: the AMI with the mappings below, IMDS " + imds_text,
+        "verify: read the AMI back and check it"});
+    if (!owned) {
+      resources.push_back({{"kind", "image+snapshot"}, {"what", "copy of " + base.image.image_id},
+                           {"fate", "kept (shared cache, removed by `amibake gc --copies`)"}});
+    }
   }
   resources.push_back({{"kind", "snapshot"}, {"what", "new root snapshot"}, {"fate", "kept (used by the AMI)"}});
   resources.push_back({{"kind", "image"}, {"what", "the baked AMI"}, {"fate", "kept (the result)"}});

@@ -54,7 +54,8 @@ Result<bake::BuildOptions> options_from(const BuildFlags& f) {
     AMIBAKE_ASSIGN(o.recipe, bake::load_recipe(f.recipe));
     o.recipe_hash = bake::recipe_identity(o.recipe);
   }
-  o.method = f.method;
+  o.method = f.method.empty() ? "direct" : f.method;
+  if (!f.device_dir.empty()) o.device_dir = f.device_dir;
   o.resume_id = f.resume;
   o.force = f.force;
   o.concurrency = f.concurrency;
@@ -68,7 +69,9 @@ Result<bake::BuildOptions> options_from(const BuildFlags& f) {
 
 void add_build_flags(CLI::App& cmd, BuildFlags& f, bool with_build) {
   cmd.add_option("recipe", f.recipe, "recipe file (TOML), e.g. examples/batch-worker.toml");
-  cmd.add_option("--method", f.method, "direct (EBS direct APIs, no instance)")
+  cmd.add_option("--method", f.method,
+                 "direct (EBS direct APIs, no instance; the default) or chroot (on an EC2 "
+                 "instance: attach a volume made from the base, install, snapshot)")
       ->check(CLI::IsMember({"direct", "chroot"}));
   cmd.add_flag("--json", f.json, "print the result as JSON");
   if (!with_build) return;
@@ -80,6 +83,8 @@ void add_build_flags(CLI::App& cmd, BuildFlags& f, bool with_build) {
       ->check(CLI::Range(1, 256));
   cmd.add_option("--work-dir", f.work_dir, "where the local image is kept");
   cmd.add_option("--journal-dir", f.journal_dir, "where build journals are kept");
+  cmd.add_option("--device-dir", f.device_dir,
+                 "chroot: where udev links attached EBS volumes by id (default /dev/disk/by-id)");
   cmd.add_option("--datavol-binary", f.datavol_binary,
                  "install this datavol binary instead of the embedded one");
 }
@@ -103,6 +108,14 @@ int run_build_command(const aws::ClientSettings& settings, const BuildFlags& fla
     auto j = bake::Journal::open(dir, f.resume);
     if (!j) return report_error(j.error());
     f.recipe = j->state().start_string("recipe");
+  }
+  if (!f.resume.empty()) {
+    // A resumed build keeps the method and device folder it started with.
+    std::string dir = f.journal_dir.empty() ? bake::Journal::default_dir() : f.journal_dir;
+    if (auto j = bake::Journal::open(dir, f.resume)) {
+      if (f.method.empty()) f.method = j->state().start_string("method", "direct");
+      if (f.device_dir.empty()) f.device_dir = j->state().start_string("device_dir");
+    }
   }
   auto o = options_from(f);
   if (!o) return report_error(o.error());

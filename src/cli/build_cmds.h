@@ -10,13 +10,14 @@ namespace amibake::cli {
 
 struct BuildFlags {
   std::string recipe;
-  std::string method = "direct";
+  std::string method;  // empty: the resumed build's, else "direct"
   std::string resume;
   bool force = false;
   bool json = false;
   std::string events = "plain";  // plain | json
   int concurrency = 16;
   std::string work_dir, journal_dir, datavol_binary;
+  std::string device_dir;  // chroot: udev by-id folder; empty: the resumed build's, else default
 };
 
 // Adds the flags of `plan` (with_build = false) or `build` (true) to `cmd`.

@@ -5,6 +5,8 @@
 // tell two keys apart.
 #include "cli/doctor.h"
 
+#include <sys/stat.h>
+
 #include <ostream>
 
 #include "aws/client.h"
@@ -59,23 +61,39 @@ bool check_aws(const aws::ClientSettings& settings, std::ostream& out) {
   return all_ok;
 }
 
-void check_ec2_host(std::ostream& out) {
+// The chroot method's needs beyond the direct method's local ones: this host is an EC2
+// instance (IMDSv2), in the region the client is set to, and udev's by-id folder exists
+// (where attached volumes are found by id; NVMe serials are read when it does not).
+bool check_ec2_host(const std::string& client_region, std::ostream& out) {
+  const std::string fix = "the chroot method runs on an EC2 instance; use the direct method here";
   aws::ImdsClient imds;
   if (imds.disabled()) {
-    print(out, {"EC2 host (chroot method)", false, "IMDS disabled by AWS_EC2_METADATA_DISABLED",
-                "the chroot method runs on an EC2 instance; use the direct method here"});
-    return;
+    print(out, {"EC2 host (chroot method)", false, "IMDS disabled by AWS_EC2_METADATA_DISABLED", fix});
+    return false;
   }
   auto id = imds.instance_id();
   if (!id) {
     print(out, {"EC2 host (chroot method)", false,
-                "not on EC2 (no IMDSv2 answer from " + imds.endpoint() + ")",
-                "the chroot method runs on an EC2 instance; use the direct method here"});
-    return;
+                "not on EC2 (no IMDSv2 answer from " + imds.endpoint() + ")", fix});
+    return false;
   }
   auto az = imds.availability_zone();
+  auto region = imds.region();
   print(out, {"EC2 host (chroot method)", true,
               "instance " + *id + (az ? " in " + *az : std::string()), ""});
+  bool ok = true;
+  if (region && !client_region.empty() && *region != client_region) {
+    print(out, {"host region", false, "this host is in " + *region + ", builds go to " + client_region,
+                "build with --region " + *region + " for the chroot method"});
+    ok = false;
+  }
+  struct stat st {};
+  bool by_id = ::stat("/dev/disk/by-id", &st) == 0 && S_ISDIR(st.st_mode);
+  print(out, {"device links", true,
+              by_id ? "/dev/disk/by-id present (attached volumes are found by id there)"
+                    : "no /dev/disk/by-id: attached volumes are found by NVMe serial instead",
+              ""});
+  return ok;
 }
 
 }  // namespace
@@ -86,8 +104,12 @@ int run_doctor(const aws::ClientSettings& settings, std::ostream& out) {
     print(out, c);
     ok = ok && c.ok;
   }
-  check_ec2_host(out);
+  std::string region;
+  if (auto client = aws::make_client(settings)) region = (*client)->region();
+  bool chroot_ok = check_ec2_host(region, out) && ok;
   out << (ok ? "direct method: ready\n" : "direct method: not ready (see ✗ above)\n");
+  out << (chroot_ok ? "chroot method: ready\n"
+                    : "chroot method: not ready on this host (see ✗ above)\n");
   return ok ? 0 : 1;
 }
 

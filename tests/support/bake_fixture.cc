@@ -9,8 +9,11 @@
 #include <regex>
 #include <sstream>
 
+#include "aws/ebs.h"
 #include "aws/ec2.h"
 #include "base/files.h"
+#include "image/block_image.h"
+#include "image/partition.h"
 #include "base/subprocess.h"
 
 namespace amibake::testing {
@@ -34,6 +37,49 @@ std::string fixtures_dir() { return std::string(AMIBAKE_BINARY_DIR) + "/fixtures
 
 std::string example_recipe(const std::string& name) {
   return std::string(AMIBAKE_SOURCE_DIR) + "/examples/" + name;
+}
+
+ReadOnlyRoot::ReadOnlyRoot(const std::string& disk) {
+  auto table = image::read_partition_table(disk);
+  EXPECT_TRUE(table);
+  if (!table) return;
+  auto root = image::find_root_partition(*table);
+  EXPECT_TRUE(root);
+  if (!root) return;
+  image::LoopOptions lo;
+  lo.offset = root->start;
+  lo.size_limit = root->size;
+  lo.read_only = true;
+  auto l = image::LoopDevice::attach(disk, lo);
+  EXPECT_TRUE(l) << l.error().message;
+  if (!l) return;
+  loop.emplace(std::move(*l));
+  image::MountOptions mo;
+  mo.read_only = true;
+  auto m = image::Mount::mount_device(loop->path(), mo);
+  EXPECT_TRUE(m) << m.error().message;
+  if (m) mount.emplace(std::move(*m));
+}
+
+std::string BakeFixture::download(const std::string& snap) const {
+  auto c = client();
+  aws::ebs::ListSnapshotBlocksRequest l;
+  l.snapshot_id = snap;
+  auto blocks = aws::ebs::list_snapshot_blocks(*c, l);
+  EXPECT_TRUE(blocks) << blocks.error().describe();
+  std::string path = dir_ + "/" + snap + ".img";
+  if (!blocks) return path;
+  auto img = image::BlockImage::create(path, static_cast<uint64_t>(blocks->volume_size) << 30);
+  EXPECT_TRUE(img);
+  if (!img) return path;
+  for (const auto& b : blocks->blocks) {
+    auto data = aws::ebs::get_snapshot_block(*c, snap, b.index, b.token);
+    EXPECT_TRUE(data) << data.error().describe();
+    if (data) {
+      EXPECT_TRUE(img->write_block(static_cast<uint64_t>(b.index), data->data));
+    }
+  }
+  return path;
 }
 
 void BakeFixture::SetUpTestSuite() {

@@ -9,12 +9,15 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "aws/client.h"
+#include "image/loop.h"
+#include "image/mount.h"
 #include "tests/support/background.h"
 
 namespace amibake::testing {
@@ -37,6 +40,14 @@ std::string fixtures_dir();
 // examples/<name> in the source tree.
 std::string example_recipe(const std::string& name);
 
+// A disk image's root partition mounted read-only for the length of a check.
+struct ReadOnlyRoot {
+  std::optional<image::LoopDevice> loop;
+  std::optional<image::Mount> mount;
+  explicit ReadOnlyRoot(const std::string& disk);
+  std::string path(const std::string& p) const { return mount->path() + p; }
+};
+
 class BakeFixture : public ::testing::Test {
  protected:
   static void SetUpTestSuite();
@@ -56,6 +67,8 @@ class BakeFixture : public ::testing::Test {
   std::vector<std::string> tagged_with(const std::string& build_id) const;
   // Loop devices and mounts whose backing file or mount point lies in dir_ ("" if none).
   std::string host_leftovers() const;
+  // Downloads snapshot `snap` through EBS direct into a sparse image in dir_; returns its path.
+  std::string download(const std::string& snap) const;
 
   std::string dir_, url_;
   int emu_starts_ = 0;
