@@ -57,6 +57,16 @@ Error sys_error(const std::string& subject, const std::string& what, int err) {
   return make_error(subject + ": " + what + ": " + std::strerror(err));
 }
 
+// Every whole disk of the host with what identifies it (datavol's scan: NVMe Identify
+// through `lookup.identify`, else the admin ioctl).
+std::vector<datavol::SeenDevice> scan_host(const DeviceLookup& lookup) {
+  datavol::IoctlIdentifySource ioctl_source;
+  datavol::DiscoverEnv env;
+  env.paths = lookup.host;
+  env.identify = lookup.identify ? lookup.identify : &ioctl_source;
+  return datavol::scan_devices(env);
+}
+
 }  // namespace
 
 std::string ebs_by_id_name(const std::string& volume_id) {
@@ -70,13 +80,11 @@ std::optional<FoundDevice> look_for_attached_device(const std::string& volume_id
                                                     const DeviceLookup& lookup) {
   std::string link = lookup.device_dir + "/" + ebs_by_id_name(volume_id);
   std::string node = real_path(link);
-  if (!node.empty() && block_rdev(node)) return FoundDevice{node, "by-id link " + link};
+  if (!node.empty() && block_rdev(node)) {
+    return FoundDevice{node, "by-id link " + ebs_by_id_name(volume_id)};
+  }
 
-  datavol::IoctlIdentifySource ioctl_source;
-  datavol::DiscoverEnv env;
-  env.paths = lookup.host;
-  env.identify = lookup.identify ? lookup.identify : &ioctl_source;
-  std::vector<datavol::SeenDevice> seen = datavol::scan_devices(env);
+  std::vector<datavol::SeenDevice> seen = scan_host(lookup);
   for (const auto& d : seen) {
     if (!d.volume_id.empty() && d.volume_id == datavol::normalize_volume_id(volume_id)) {
       return FoundDevice{d.path, "NVMe serial of " + d.name + " (" + d.how + ")"};
@@ -107,11 +115,7 @@ Result<FoundDevice> wait_for_attached_device(const std::string& volume_id,
     if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
-  datavol::IoctlIdentifySource ioctl_source;
-  datavol::DiscoverEnv env;
-  env.paths = lookup.host;
-  env.identify = lookup.identify ? lookup.identify : &ioctl_source;
-  std::string seen = datavol::describe_seen(datavol::scan_devices(env));
+  std::string seen = datavol::describe_seen(scan_host(lookup));
   for (char& c : seen) {
     if (c == '\n') c = ';';
   }

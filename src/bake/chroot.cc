@@ -103,9 +103,7 @@ bool name_taken(const Error& e) {
 // Steps that touch the attached volume run on the host the build started on: a resume
 // elsewhere would attach in another zone, or look for a device that is not there.
 Status check_same_host(StepContext& ctx) {
-  aws::ImdsClient imds;
-  auto now = imds.disabled() ? Result<std::string>(make_error("instance metadata disabled"))
-                             : imds.instance_id();
+  auto now = aws::ImdsClient().instance_id();
   std::string started = host_instance(ctx);
   if (!now) {
     return make_error("build " + ctx.build_id + " started on EC2 instance " + started +

@@ -81,8 +81,7 @@ Status release_local_holders(aws::AwsClient& c, const std::string& id,
     auto dev = look_for_attached_device(id, a.device,
                                         static_cast<uint64_t>(found->front().size) << 30, lookup);
     if (dev && dev->how.rfind("Xen", 0) == 0) {
-      aws::ImdsClient imds;
-      auto self = imds.disabled() ? Result<std::string>(make_error("")) : imds.instance_id();
+      auto self = aws::ImdsClient().instance_id();
       if (!self || *self != a.instance_id) dev.reset();
     }
     if (!dev) continue;

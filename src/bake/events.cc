@@ -104,9 +104,15 @@ void Events::progress(const std::string& what, uint64_t done, uint64_t total, ui
   double rate = seconds > 0 ? mib / seconds : 0;
   double eta = (done && done < total) ? seconds * static_cast<double>(total - done) / done : 0;
   char plain[160];
-  std::snprintf(plain, sizeof plain, "%s %llu/%llu (%d%%, %.1f MiB, %.0f MiB/s, ETA %.0f s)",
-                what.c_str(), static_cast<unsigned long long>(done),
-                static_cast<unsigned long long>(total), percent, mib, rate, eta);
+  if (bytes == 0) {  // a count with no bytes behind it (a snapshot's percent)
+    std::snprintf(plain, sizeof plain, "%s %llu/%llu (%d%%, ETA %.0f s)", what.c_str(),
+                  static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+                  percent, eta);
+  } else {
+    std::snprintf(plain, sizeof plain, "%s %llu/%llu (%d%%, %.1f MiB, %.0f MiB/s, ETA %.0f s)",
+                  what.c_str(), static_cast<unsigned long long>(done),
+                  static_cast<unsigned long long>(total), percent, mib, rate, eta);
+  }
   emit({{"event", "progress"}, {"step", current_step_}, {"what", what}, {"done", done},
         {"total", total}, {"bytes", bytes}, {"seconds", seconds}},
        "[" + current_step_ + "] " + plain);

@@ -84,8 +84,7 @@ Result<Plan> make_plan(aws::AwsClient& client, const BuildOptions& options) {
   if (options.method == "chroot") {
     std::string host = "host: this EC2 instance, zone and region from IMDSv2";
     aws::ImdsClient imds;
-    auto instance = imds.disabled() ? Result<std::string>(make_error("IMDS disabled"))
-                                    : imds.instance_id();
+    auto instance = imds.instance_id();  // an error when IMDS is disabled
     if (instance) {
       auto zone = imds.availability_zone();
       host = "host: " + *instance + (zone ? " in " + *zone : std::string()) + " (IMDSv2)";
