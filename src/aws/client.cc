@@ -310,6 +310,7 @@ HttpRequest AwsClient::build_http_request(const AwsRequest& request,
   http.headers = std::move(sreq.headers);
   http.body = request.body;
   http.timeouts = request.timeouts ? *request.timeouts : options_.timeouts;
+  http.idempotent = request.idempotent;
   return http;
 }
 

@@ -181,6 +181,7 @@ class CurlTransport : public Transport {
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                      static_cast<long>(request.timeouts.low_speed_time.count()));
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // let curl decode gzip answers
+    if (!request.idempotent) curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);  // see http.h
 
     if (request.method == "GET") {
       curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

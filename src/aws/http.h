@@ -34,6 +34,11 @@ struct HttpRequest {
   HeaderList headers;
   std::string body;
   HttpTimeouts timeouts;
+  // false: sent on a fresh connection. libcurl silently sends a request again when the
+  // reused connection it went out on dies before any answer, and the server may have
+  // carried out the first one: a non-idempotent call (CreateSnapshot, AttachVolume,
+  // RegisterImage) would then happen twice. Only reused connections get that resend.
+  bool idempotent = true;
 };
 
 struct HttpResponse {

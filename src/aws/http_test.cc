@@ -3,7 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+#include <algorithm>
 
 #include "aws/test_support.h"
 #include "base/subprocess.h"
@@ -188,6 +198,123 @@ TEST(CurlTransport, ReusesTheConnectionForSequentialRequests) {
     ASSERT_TRUE(t->send(req).ok());
   }
   EXPECT_EQ(peers.size(), 1u) << "each request opened a new connection";
+}
+
+// A raw HTTP/1.1 server on 127.0.0.1: answers GETs (keep-alive), and counts each POST,
+// then resets the connection without answering, as if the answer was lost after the
+// server carried the request out. One thread per connection.
+class LosingServer {
+ public:
+  LosingServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] {
+      for (;;) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::lock_guard lock(mu_);
+        conns_.push_back(c);
+        workers_.emplace_back([this, c] { serve(c); });
+      }
+    });
+  }
+  ~LosingServer() {
+    ::shutdown(fd_, SHUT_RDWR);  // ends accept()
+    acceptor_.join();
+    {
+      std::lock_guard lock(mu_);
+      for (int c : conns_) {
+        if (c >= 0) ::shutdown(c, SHUT_RDWR);  // ends a recv() on a kept-alive connection
+      }
+    }
+    for (auto& w : workers_) w.join();  // the acceptor is gone: workers_ no longer grows
+    for (int c : conns_) {
+      if (c >= 0) ::close(c);
+    }
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+  int posts() const { return posts_.load(); }
+
+ private:
+  void serve(int c) {
+    std::string buf;
+    char chunk[4096];
+    auto fill = [&] {
+      ssize_t n = ::recv(c, chunk, sizeof chunk, 0);
+      if (n > 0) buf.append(chunk, static_cast<size_t>(n));
+      return n > 0;
+    };
+    for (;;) {
+      size_t end = buf.find("\r\n\r\n");
+      if (end == std::string::npos) {
+        if (!fill()) return;
+        continue;
+      }
+      std::string head = buf.substr(0, end);
+      size_t length = 0;
+      if (size_t at = head.find("Content-Length: "); at != std::string::npos) {
+        length = std::stoul(head.substr(at + 16));
+      }
+      while (buf.size() < end + 4 + length) {
+        if (!fill()) return;
+      }
+      buf.erase(0, end + 4 + length);
+      if (head.rfind("POST", 0) == 0) {
+        ++posts_;
+        linger l{1, 0};  // closing now sends a reset: no answer
+        ::setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        std::lock_guard lock(mu_);
+        std::replace(conns_.begin(), conns_.end(), c, -1);  // closed here, not by the destructor
+        ::close(c);
+        return;
+      }
+      std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      (void)!::send(c, ok.data(), ok.size(), MSG_NOSIGNAL);
+    }
+  }
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> posts_{0};
+  std::mutex mu_;
+  std::vector<int> conns_;
+  std::vector<std::thread> workers_;
+  std::thread acceptor_;
+};
+
+// A request whose answer is lost on a reused connection is sent again by libcurl itself;
+// a non-idempotent one therefore goes out on a fresh connection, which libcurl never
+// resends (http.h, HttpRequest::idempotent).
+TEST(CurlTransport, NonIdempotentRequestIsSentOnceWhenItsAnswerIsLost) {
+  for (bool idempotent : {true, false}) {
+    ScopedEnv env;
+    LosingServer server;
+    auto t = make_curl_transport();
+    HttpRequest get;
+    get.url = server.url();
+    ASSERT_TRUE(t->send(get).ok());  // leaves a connection to reuse
+    HttpRequest post;
+    post.method = "POST";
+    post.url = server.url();
+    post.body = "Action=CreateSnapshot";
+    post.idempotent = idempotent;
+    HttpResult r = t->send(post);
+    EXPECT_FALSE(r.ok());
+    if (idempotent) {
+      // libcurl's own resend on a reused connection that died without an answer: why
+      // non-idempotent requests must not go out on one.
+      EXPECT_EQ(server.posts(), 2) << "libcurl no longer resends; the fresh connection may be moot";
+    } else {
+      EXPECT_EQ(server.posts(), 1) << "a non-idempotent request was carried out twice";
+    }
+  }
 }
 
 TEST(CurlTransport, LoopbackBypassesAnEnvironmentProxy) {
