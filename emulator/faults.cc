@@ -1,5 +1,5 @@
 // Fault spec parsing and drawing. One uniform draw per request picks at most one
-// fault: the rates are stacked in a fixed order (throttle, 5xx, reset, hang, slow),
+// fault: the rates are stacked in a fixed order (throttle, 5xx, reset, hang, slow, lost),
 // so with the same seed and the same request sequence the same requests fail.
 #include "emulator/faults.h"
 
@@ -48,6 +48,7 @@ Result<FaultSpec> parse_fault_spec(const std::string& text) {
                    : key == "reset"            ? &spec.reset
                    : key == "hang"             ? &spec.hang
                    : key == "slow"             ? &spec.slow
+                   : key == "lost"             ? &spec.lost
                    : key == "notfound"         ? &spec.notfound
                    : key == "hang_seconds"     ? &spec.hang_seconds
                    : key == "slow_seconds"     ? &spec.slow_seconds
@@ -55,7 +56,7 @@ Result<FaultSpec> parse_fault_spec(const std::string& text) {
                                                : nullptr;
     if (!slot) {
       return make_error("--faults: unknown fault \"" + key + "\"",
-                        "known: throttle 5xx reset hang slow notfound op hang_seconds "
+                        "known: throttle 5xx reset hang slow lost notfound op hang_seconds "
                         "slow_seconds notfound_seconds");
     }
     bool is_rate = key.find("_seconds") == std::string::npos;
@@ -64,8 +65,7 @@ Result<FaultSpec> parse_fault_spec(const std::string& text) {
     }
     *slot = number;
   }
-  double total = spec.throttle + spec.server_error + spec.reset + spec.hang + spec.slow;
-  if (total > 1) {
+  if (spec.per_request_total() > 1) {
     return make_error("--faults: \"" + text + "\": rates add up to more than 1",
                       "lower the rates so at most one fault per request is possible");
   }
@@ -74,8 +74,7 @@ Result<FaultSpec> parse_fault_spec(const std::string& text) {
 
 Fault FaultInjector::draw(const std::string& op) {
   if (!applies(op)) return Fault::kNone;
-  double total = spec_.throttle + spec_.server_error + spec_.reset + spec_.hang + spec_.slow;
-  if (total <= 0) return Fault::kNone;
+  if (spec_.per_request_total() <= 0) return Fault::kNone;
   double u;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -87,6 +86,7 @@ Fault FaultInjector::draw(const std::string& op) {
   if (u < (edge += spec_.reset)) return Fault::kReset;
   if (u < (edge += spec_.hang)) return Fault::kHang;
   if (u < (edge += spec_.slow)) return Fault::kSlow;
+  if (u < (edge += spec_.lost)) return Fault::kLost;
   return Fault::kNone;
 }
 

@@ -1,7 +1,7 @@
 // Fault injection: which requests awsemu answers badly, from a spec and a seed.
 //
 // Spec (comma-separated, see emulator/README.md):
-//   throttle=R 5xx=R reset=R hang=R slow=R notfound=R   rates in [0,1]
+//   throttle=R 5xx=R reset=R hang=R slow=R lost=R notfound=R   rates in [0,1]
 //   op=Name[|Name...]      only these operations get faults (default: all)
 //   hang_seconds=S (default 30)  slow_seconds=S (default 2)  notfound_seconds=S (default 3)
 #pragma once
@@ -16,17 +16,20 @@
 
 namespace amibake::emu {
 
-enum class Fault { kNone, kThrottle, k5xx, kReset, kHang, kSlow };
+// kLost: the request is carried out, then the connection is reset instead of the answer.
+enum class Fault { kNone, kThrottle, k5xx, kReset, kHang, kSlow, kLost };
 
 struct FaultSpec {
-  double throttle = 0, server_error = 0, reset = 0, hang = 0, slow = 0, notfound = 0;
+  double throttle = 0, server_error = 0, reset = 0, hang = 0, slow = 0, lost = 0, notfound = 0;
   double hang_seconds = 30, slow_seconds = 2, notfound_seconds = 3;
   std::set<std::string> ops;  // empty = every operation
 
   // Returns true when no fault can ever fire.
   bool empty() const {
-    return throttle + server_error + reset + hang + slow + notfound == 0;
+    return per_request_total() + notfound == 0;
   }
+  // The rates of the faults one draw per request picks from (at most one of them).
+  double per_request_total() const { return throttle + server_error + reset + hang + slow + lost; }
 };
 
 // Parses a --faults spec; errors name the bad item.

@@ -113,6 +113,19 @@ TEST(Faults, SlowDelaysButAnswers) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
 }
 
+TEST(Faults, LostCarriesTheRequestOutButResetsTheAnswer) {
+  TestEmu emu(with_faults("lost=1,op=CreateVolume"));
+  EXPECT_EQ(emu.ec2("CreateVolume", {{"AvailabilityZone", "us-east-1a"}, {"Size", "1"}}).status, 0);
+  Response list = emu.ec2("DescribeVolumes");
+  EXPECT_EQ(list.status, 200);
+  EXPECT_FALSE(list.xml("volumeId").empty()) << "the volume was made though its answer was lost";
+}
+
+TEST(FaultSpec, LostCountsTowardsTheOneFaultPerRequest) {
+  EXPECT_DOUBLE_EQ(parse_fault_spec("lost=0.25").value().lost, 0.25);
+  EXPECT_FALSE(parse_fault_spec("reset=0.6,lost=0.6").has_value());
+}
+
 TEST(Faults, NotFoundHidesANewResourceForAWhile) {
   TestEmu emu(with_faults("notfound=1,notfound_seconds=1"));
   std::string vol = emu.ec2("CreateVolume", {{"AvailabilityZone", "us-east-1a"}, {"Size", "1"}}).xml("volumeId");

@@ -187,6 +187,13 @@ void handle(Context& ctx, std::atomic<uint64_t>& fault_sequence, const httplib::
     case Fault::kSlow:
       std::this_thread::sleep_for(std::chrono::duration<double>(ctx.faults().spec().slow_seconds));
       break;
+    case Fault::kLost: {
+      // Carried out, answer lost: what a client must not take for "not done".
+      Reply done = route(ctx, call);
+      log::info("awsemu: fault: " + call.action + ": done (HTTP " + std::to_string(done.status) +
+                "), answer lost to a connection reset");
+      return send_reset(req, res);
+    }
     case Fault::kNone: break;
   }
   send_reply(route(ctx, call), res);

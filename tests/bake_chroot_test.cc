@@ -389,6 +389,25 @@ TEST_F(Chroot, BuildSucceedsUnderThrottlingErrorsAndResets) {
   EXPECT_TRUE(fs::exists(root.path("/usr/local/sbin/datavol")));
 }
 
+// Answers lost after the work was done (awsemu's `lost` fault): the retry layer does not
+// repeat these non-idempotent calls, so each step must find out what happened rather
+// than fail, or do it twice.
+TEST_F(Chroot, LostAnswersToNonIdempotentCallsNeitherFailTheBuildNorDuplicate) {
+  start_emu({"--faults", "lost=1.0,op=AttachVolume|DetachVolume|CreateSnapshot|RegisterImage"});
+  CliRun r = on_host(chroot_args(recipe("batch-worker.toml")));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const char* op : {"AttachVolume", "DetachVolume", "RegisterImage"}) {
+    EXPECT_NE(r.err.find(std::string(op) + " got no answer"), std::string::npos) << op << "\n" << r.err;
+  }
+  EXPECT_NE(r.err.find("found snap-"), std::string::npos) << r.err;
+  start_emu({});
+  std::string id = build_id_in(r.err);
+  EXPECT_EQ(images_tagged("amibake:build-id", id).size(), 1u);
+  EXPECT_EQ(snapshots_tagged("amibake:build-id", id).size(), 1u)
+      << ::testing::PrintToString(snapshots_tagged("amibake:build-id", id)) << r.err;
+  EXPECT_TRUE(volumes_of(id).empty());
+}
+
 struct KillPoint {
   const char* name;
   const char* slow_op;  // the operation made slow so the kill lands inside the step

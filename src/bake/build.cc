@@ -225,26 +225,42 @@ aws::ec2::RegisterImageRequest register_request(StepContext& ctx) {
   return req;
 }
 
-Result<json> step_register(StepContext& ctx) {
-  auto req = register_request(ctx);
+// The image of `name` this build registered, "" when there is none; an error when the
+// name is taken by something else.
+Result<std::string> find_registered(StepContext& ctx, const std::string& name) {
   // AMI names are unique per account and region: an image of this name made by this
-  // build means an earlier attempt registered it before dying.
+  // build means an earlier attempt registered it.
   aws::ec2::DescribeImagesRequest find;
   find.owners = {"self"};
-  find.filters = {{"name", {req.name}}};
+  find.filters = {{"name", {name}}};
   AMIBAKE_ASSIGN(auto found, aws::ec2::describe_images(ctx.client, find));
   std::string image_id;
   for (const auto& i : found) {
     if (aws::ec2::find_tag(i.tags, kTagBuildId) != ctx.build_id) {
-      return make_error("image name '" + req.name + "' is taken by " + i.image_id,
+      return make_error("image name '" + name + "' is taken by " + i.image_id,
                         "change image.name in the recipe (use {date} to make names unique)", 1);
     }
     image_id = i.image_id;
-    ctx.events.info("found " + image_id + " registered by an earlier attempt");
   }
-  if (image_id.empty()) {
-    AMIBAKE_ASSIGN(image_id, aws::ec2::register_image(ctx.client, req));
-    ctx.events.info("registered " + image_id + " '" + req.name + "'");
+  return image_id;
+}
+
+Result<json> step_register(StepContext& ctx) {
+  auto req = register_request(ctx);
+  AMIBAKE_ASSIGN(std::string image_id, find_registered(ctx, req.name));
+  if (!image_id.empty()) {
+    ctx.events.info("found " + image_id + " registered by an earlier attempt");
+  } else {
+    auto registered = aws::ec2::register_image(ctx.client, req);
+    if (!registered && got_no_answer(registered.error())) {
+      // Registered or not? The name tells.
+      AMIBAKE_ASSIGN(image_id, find_registered(ctx, req.name));
+      if (image_id.empty()) return registered.error();
+      ctx.events.info("RegisterImage got no answer, but registered " + image_id);
+    } else {
+      AMIBAKE_ASSIGN(image_id, std::move(registered));
+      ctx.events.info("registered " + image_id + " '" + req.name + "'");
+    }
   }
   AMIBAKE_TRY(ctx.record("register", "image", image_id, false));
   return json{{"image", image_id}, {"name", req.name}};

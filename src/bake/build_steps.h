@@ -57,6 +57,11 @@ inline std::string new_root_snapshot(StepContext& ctx) {
   return "";
 }
 
+// True when a request got no answer at all (connection reset, timeout): it may or may
+// not have been carried out. The retry layer does not repeat such non-idempotent calls
+// (AttachVolume, CreateSnapshot, RegisterImage...), so the step looks at the outcome.
+inline bool got_no_answer(const Error& e) { return e.aws_code.empty() && e.http_status == 0; }
+
 // Finds the account's copy of the base (by tag) or makes it (CopyImage with a client
 // token from the base id; a shared cache kept across builds) and waits until it is
 // available; returns its id. A base the account owns is returned as is.

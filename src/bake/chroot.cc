@@ -262,6 +262,16 @@ Result<json> step_attach(StepContext& ctx) {
         name = candidate;
         break;
       }
+      if (got_no_answer(attached.error())) {
+        AMIBAKE_ASSIGN(auto now, describe_volume(ctx, vol));
+        if (const auto* a = attachment_to(now, instance)) {
+          name = a->device;
+          ctx.events.info("AttachVolume got no answer, but " + vol + " is attaching as " + name);
+          break;
+        }
+        ctx.events.info("AttachVolume got no answer and " + vol + " is not attached; trying again");
+        continue;
+      }
       if (!name_taken(attached.error())) return attached.error();
       ctx.events.info(candidate + " was taken meanwhile; trying the next name");
     }
@@ -305,8 +315,11 @@ Result<json> step_install_device(StepContext& ctx) {
 Result<json> step_detach(StepContext& ctx) {
   AMIBAKE_TRY(check_same_host(ctx));
   std::string vol = volume_id(ctx), instance = host_instance(ctx);
-  AMIBAKE_ASSIGN(auto v, describe_volume(ctx, vol));
-  if (const auto* a = attachment_to(v, instance); a && a->state != "detaching") {
+  // A DetachVolume that got no answer may not have happened: look again, up to 3 times.
+  for (int attempt = 1;; ++attempt) {
+    AMIBAKE_ASSIGN(auto v, describe_volume(ctx, vol));
+    const auto* a = attachment_to(v, instance);
+    if (!a || a->state == "detaching") break;
     // Nothing of ours may hold the device, and its buffers must be on the volume.
     uint64_t size = static_cast<uint64_t>(v.size) << 30;
     if (auto dev = look_for_attached_device(vol, a->device, size, lookup_of(ctx))) {
@@ -316,8 +329,13 @@ Result<json> step_detach(StepContext& ctx) {
     aws::ec2::DetachVolumeRequest d;
     d.volume_id = vol;
     d.instance_id = instance;
-    AMIBAKE_TRY(aws::ec2::detach_volume(ctx.client, d));
-    ctx.events.info("detaching " + vol + " from " + instance);
+    auto detached = aws::ec2::detach_volume(ctx.client, d);
+    if (detached) {
+      ctx.events.info("detaching " + vol + " from " + instance);
+      break;
+    }
+    if (!got_no_answer(detached.error()) || attempt == 3) return detached.error();
+    ctx.events.info("DetachVolume got no answer; looking at " + vol + " again");
   }
   AMIBAKE_TRY(aws::wait_volume_available(ctx.client, vol,
                                          ctx.wait_options(vol, std::chrono::minutes(10))));
@@ -333,7 +351,9 @@ Result<json> step_snapshot(StepContext& ctx) {
   for (const auto& r : ctx.journal.state().resources) {
     if (r.step == "snapshot" && r.kind == "snapshot" && !r.deleted) snap = r.id;
   }
-  if (snap.empty()) {
+  // A snapshot of this build that the journal does not know (a crash, or a CreateSnapshot
+  // that got no answer) carries the build's tags.
+  auto find_tagged = [&]() -> Status {
     aws::ec2::DescribeSnapshotsRequest d;
     d.owner_ids = {"self"};
     d.filters = {{"tag:" + std::string(kTagBuildId), {ctx.build_id}},
@@ -345,7 +365,9 @@ Result<json> step_snapshot(StepContext& ctx) {
       AMIBAKE_TRY(ctx.record("snapshot", "snapshot", snap, false));
     }
     if (!snap.empty()) ctx.events.info("found " + snap + " made by an earlier attempt");
-  }
+    return ok();
+  };
+  if (snap.empty()) AMIBAKE_TRY(find_tagged());
   if (!snap.empty()) {
     aws::ec2::DescribeSnapshotsRequest d;
     d.snapshot_ids = {snap};
@@ -366,10 +388,16 @@ Result<json> step_snapshot(StepContext& ctx) {
     for (const auto& [k, v] : ctx.options.recipe.snapshot_tags) tags.push_back({k, v});
     c.tag_specifications = {{"snapshot", tags}};
     AMIBAKE_TRY(ctx.journal.intent("snapshot", "snapshot", "tag:" + ctx.build_id));
-    AMIBAKE_ASSIGN(auto made, aws::ec2::create_snapshot(ctx.client, c));
-    snap = made.snapshot_id;
-    AMIBAKE_TRY(ctx.record("snapshot", "snapshot", snap, false));
-    ctx.events.info("snapshot " + snap + " of " + vol);
+    auto made = aws::ec2::create_snapshot(ctx.client, c);
+    if (!made && got_no_answer(made.error())) {
+      AMIBAKE_TRY(find_tagged());
+      if (snap.empty()) return made.error();
+    } else {
+      if (!made) return made.error();
+      snap = made->snapshot_id;
+      AMIBAKE_TRY(ctx.record("snapshot", "snapshot", snap, false));
+      ctx.events.info("snapshot " + snap + " of " + vol);
+    }
   }
   AMIBAKE_TRY(ctx.check_interrupt());
   auto t0 = Clock::now();
