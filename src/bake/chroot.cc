@@ -103,21 +103,16 @@ bool name_taken(const Error& e) {
 // Steps that touch the attached volume run on the host the build started on: a resume
 // elsewhere would attach in another zone, or look for a device that is not there.
 Status check_same_host(StepContext& ctx) {
-  auto now = aws::ImdsClient().instance_id();
   std::string started = host_instance(ctx);
-  if (!now) {
-    return make_error("build " + ctx.build_id + " started on EC2 instance " + started +
-                          ", but this host cannot be identified (" + now.error().message + ")",
-                      "resume it on " + started + ", or remove what it made with `amibake "
-                      "cleanup " + ctx.build_id + "`", 2);
-  }
-  if (*now != started) {
-    return make_error("build " + ctx.build_id + " started on EC2 instance " + started +
-                          ", and this host is " + *now,
-                      "resume it on " + started + ", or remove what it made with `amibake "
-                      "cleanup " + ctx.build_id + "`", 2);
-  }
-  return ok();
+  auto now = aws::ImdsClient().instance_id();
+  if (now && *now == started) return ok();
+  std::string here = now ? "this host is " + *now
+                         : "this host cannot be identified (" + now.error().message + ")";
+  return make_error("build " + ctx.build_id + " started on EC2 instance " + started + ", and " +
+                        here,
+                    "resume it on " + started + ", or remove what it made with `amibake cleanup " +
+                        ctx.build_id + "`",
+                    2);
 }
 
 }  // namespace
