@@ -7,6 +7,7 @@
 // reading the host's mounts and loop devices.
 //
 // Needs root (loop devices, mounts); skips with the reason otherwise.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -15,11 +16,9 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "aws/client.h"
 #include "aws/ec2.h"
@@ -240,15 +239,20 @@ class Chroot : public testing::BakeFixture {
 
 // ---- the bake itself ----
 
-TEST_F(Chroot, Al2023BakeEqualsTheDirectMethodsAmi) { expect_chroot_equals_direct("batch-worker.toml"); }
+TEST_F(Chroot, Al2023BakeEqualsTheDirectMethodsAmi) {
+  expect_chroot_equals_direct("batch-worker.toml");
+}
 
-TEST_F(Chroot, Al1SysvBakeEqualsTheDirectMethodsAmi) { expect_chroot_equals_direct("al1-sysv.toml"); }
+TEST_F(Chroot, Al1SysvBakeEqualsTheDirectMethodsAmi) {
+  expect_chroot_equals_direct("al1-sysv.toml");
+}
 
 TEST_F(Chroot, TwoBuildsAtOnceOnOneHostEachInstallIntoTheirOwnVolume) {
   // Slow attaches so both builds are attaching at the same time.
   start_emu({"--faults", "slow=1.0,slow_seconds=1,op=AttachVolume|CreateVolume"});
   std::string one = recipe_copy("batch-worker.toml", "one");
-  std::string two = recipe_copy("batch-worker.toml", "two", {{"mount = \"/data\"", "mount = \"/scratch\""}});
+  std::string two =
+      recipe_copy("batch-worker.toml", "two", {{"mount = \"/data\"", "mount = \"/scratch\""}});
   BackgroundProcess a, b;
   start_build(a, chroot_args(one));
   std::string log_a = build_log_;
@@ -277,7 +281,8 @@ TEST_F(Chroot, TwoBuildsAtOnceOnOneHostEachInstallIntoTheirOwnVolume) {
     ASSERT_TRUE(img);
     ReadOnlyRoot root(download(img->root_snapshot_id()));
     ASSERT_TRUE(root.mount);
-    auto cfg = datavol::parse_config(read_file(root.path("/etc/datavol/datavol.toml")).value_or(""), "cfg");
+    auto cfg = datavol::parse_config(read_file(root.path("/etc/datavol/datavol.toml")).value_or(""),
+                                     "cfg");
     ASSERT_TRUE(cfg) << cfg.error().describe();
     ASSERT_EQ(cfg->volumes.size(), 1u);
     EXPECT_EQ(cfg->volumes[0].mount, mount) << ami;
@@ -310,8 +315,9 @@ TEST_F(Chroot, AttachSkipsNamesInUseAndFindsItsDeviceAmongOtherAttachedVolumes) 
   std::string mine = steps["attach"]["device"];
   for (const auto& v : others) {
     std::error_code ec;
-    std::string theirs = fs::canonical(device_dir() + "/nvme-Amazon_Elastic_Block_Store_vol" +
-                                       v.substr(4), ec).string();
+    std::string theirs =
+        fs::canonical(device_dir() + "/nvme-Amazon_Elastic_Block_Store_vol" + v.substr(4), ec)
+            .string();
     EXPECT_NE(mine, theirs) << "took " << v << "'s device";
   }
 }
@@ -336,7 +342,8 @@ TEST_F(Chroot, PlanShowsTheHostAndTheChrootSteps) {
   EXPECT_NE(r.out.find("host: i-0abc0123456789def in us-east-1a"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("attach: AttachVolume"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("ec2:CreateVolume"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("ebs:"), std::string::npos) << "the chroot method needs no EBS direct action";
+  EXPECT_EQ(r.out.find("ebs:"), std::string::npos)
+      << "the chroot method needs no EBS direct action";
   CliRun d = on_host({"doctor"});
   EXPECT_NE(d.out.find("chroot method: ready"), std::string::npos) << d.out << d.err;
 }
@@ -357,7 +364,8 @@ TEST_F(Chroot, NotOnEc2StopsWithAMessageBeforeAnythingIsCreated) {
     EXPECT_EQ(r.rc, 2) << r.err;
     EXPECT_NE(r.err.find("--method direct"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("[host]"), std::string::npos) << r.err;
-    EXPECT_EQ(r.err.find("[resolve]"), std::string::npos) << "stopped at the first step:\n" << r.err;
+    EXPECT_EQ(r.err.find("[resolve]"), std::string::npos) << "stopped at the first step:\n"
+                                                          << r.err;
   }
   auto after = aws::ec2::describe_volumes(*c, {});
   ASSERT_TRUE(after);
@@ -397,7 +405,8 @@ TEST_F(Chroot, LostAnswersToNonIdempotentCallsNeitherFailTheBuildNorDuplicate) {
   CliRun r = on_host(chroot_args(recipe("batch-worker.toml")));
   ASSERT_EQ(r.rc, 0) << r.err;
   for (const char* op : {"AttachVolume", "DetachVolume", "RegisterImage"}) {
-    EXPECT_NE(r.err.find(std::string(op) + " got no answer"), std::string::npos) << op << "\n" << r.err;
+    EXPECT_NE(r.err.find(std::string(op) + " got no answer"), std::string::npos) << op << "\n"
+                                                                                 << r.err;
   }
   EXPECT_NE(r.err.find("found snap-"), std::string::npos) << r.err;
   start_emu({});
@@ -425,12 +434,13 @@ class ChrootKill : public Chroot, public ::testing::WithParamInterface<KillPoint
     start_emu({"--faults", std::string("slow=1.0,slow_seconds=2,op=") + k.slow_op});
     BackgroundProcess build;
     start_build(build, chroot_args(recipe("batch-worker.toml")));
-    EXPECT_FALSE(build.wait_for_line(k.line, 120s).empty())
-        << "never saw '" << k.line << "':\n" << build_log();
+    EXPECT_FALSE(build.wait_for_line(k.line, 120s).empty()) << "never saw '" << k.line << "':\n"
+                                                            << build_log();
     ::kill(build.pid(), SIGKILL);
     build.stop();
     std::string log = build_log();
-    EXPECT_EQ(log.find("amibake: [done]"), std::string::npos) << "the kill landed too late:\n" << log;
+    EXPECT_EQ(log.find("amibake: [done]"), std::string::npos) << "the kill landed too late:\n"
+                                                              << log;
     start_emu({});
     return build_id_in(log);
   }
@@ -495,7 +505,8 @@ class ChrootLeftoverMount : public Chroot, public ::testing::WithParamInterface<
     auto vols = volumes_of(id);
     EXPECT_EQ(vols.size(), 1u);
     if (vols.size() != 1) return id;
-    *device = fs::canonical(device_dir() + "/nvme-Amazon_Elastic_Block_Store_vol" + vols[0].substr(4));
+    *device =
+        fs::canonical(device_dir() + "/nvme-Amazon_Elastic_Block_Store_vol" + vols[0].substr(4));
     return id;
   }
   // Mounts the root partition of `device` through a loop device; returns the mount point.
@@ -504,9 +515,10 @@ class ChrootLeftoverMount : public Chroot, public ::testing::WithParamInterface<
     EXPECT_TRUE(table);
     auto root = image::find_root_partition(*table);
     EXPECT_TRUE(root);
-    std::string loop = run_checked({"losetup", "-f", "--show", "--offset", std::to_string(root->start),
-                                    "--sizelimit", std::to_string(root->size), device})
-                           .value_or("");
+    std::string loop =
+        run_checked({"losetup", "-f", "--show", "--offset", std::to_string(root->start),
+                     "--sizelimit", std::to_string(root->size), device})
+            .value_or("");
     while (!loop.empty() && loop.back() == '\n') loop.pop_back();
     EXPECT_FALSE(loop.empty());
     std::string target = dir_ + "/tmp/amibake-mnt.killed";
@@ -539,7 +551,9 @@ TEST_P(ChrootLeftoverMount, IsReleasedBeforeTheVolumeIsDetached) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ResumeOrCleanup, ChrootLeftoverMount, ::testing::Values(true, false),
-                         [](const auto& info) { return std::string(info.param ? "Resume" : "Cleanup"); });
+                         [](const auto& info) {
+                           return std::string(info.param ? "Resume" : "Cleanup");
+                         });
 
 class ChrootInterrupt : public Chroot, public ::testing::WithParamInterface<KillPoint> {};
 
@@ -567,12 +581,12 @@ TEST_P(ChrootInterrupt, CtrlCExits130AndLeavesNoVolumeOrTag) {
   EXPECT_EQ(host_leftovers(), "") << log;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EachStep, ChrootInterrupt,
-    ::testing::Values(KillPoint{"Attach", "AttachVolume", "amibake: [attach]"},
-                      KillPoint{"Detach", "DetachVolume", "amibake: [detach]"},
-                      KillPoint{"Snapshot", "CreateSnapshot", "amibake: [snapshot]"}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(EachStep, ChrootInterrupt,
+                         ::testing::Values(KillPoint{"Attach", "AttachVolume", "amibake: [attach]"},
+                                           KillPoint{"Detach", "DetachVolume", "amibake: [detach]"},
+                                           KillPoint{"Snapshot", "CreateSnapshot",
+                                                     "amibake: [snapshot]"}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(Chroot, MissingPermissionNamesTheActionAndCleanupRemovesTheVolume) {
   start_emu({"--deny", "CreateSnapshot"});

@@ -120,12 +120,13 @@ Result<FoundDevice> wait_for_attached_device(const std::string& volume_id,
     if (c == '\n') c = ';';
   }
   return make_error(
-      volume_id + ": attached as " + attach_name + " but no block device of this host shows it after " +
+      volume_id + ": attached as " + attach_name +
+          " but no block device of this host shows it after " +
           std::to_string(timeout.count() / 1000) + " s (looked for " + lookup.device_dir + "/" +
           ebs_by_id_name(volume_id) + ", an NVMe disk with serial " +
           datavol::normalize_volume_id(volume_id) + ", a Xen disk " +
-          datavol::normalize_mapping_name(attach_name) + "; seen: " +
-          (seen.empty() ? "no block devices" : seen) + ")",
+          datavol::normalize_mapping_name(attach_name) +
+          "; seen: " + (seen.empty() ? "no block devices" : seen) + ")",
       "the chroot method must run on the instance the volume is attached to; if udev names "
       "devices elsewhere on this host, point --device-dir at its by-id folder");
 }
@@ -157,7 +158,8 @@ Result<std::vector<std::string>> loops_backed_by(const std::string& device,
   std::vector<std::string> out;
   for (const auto& name : datavol::list_block_devices(paths.sys)) {
     if (name.rfind("loop", 0) != 0) continue;
-    std::string backing = datavol::read_attribute(paths.sys + "/block/" + name + "/loop/backing_file");
+    std::string backing =
+        datavol::read_attribute(paths.sys + "/block/" + name + "/loop/backing_file");
     if (backing.empty()) continue;
     auto rdev = block_rdev(backing);
     if (rdev && *rdev == *want) out.push_back(paths.dev + "/" + name);
@@ -196,8 +198,8 @@ Result<std::vector<std::string>> release_loops_on(const std::string& device,
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       if (rc != 0 && errno != EINVAL && errno != ENOENT) {
-        return make_error(m.mount_point + " (" + loop + " on " + device + "): cannot unmount: " +
-                              std::strerror(errno),
+        return make_error(m.mount_point + " (" + loop + " on " + device +
+                              "): cannot unmount: " + std::strerror(errno),
                           "stop what uses " + m.mount_point + " and run the command again");
       }
       log.push_back("unmounted " + m.mount_point + " (" + loop + " on " + device +

@@ -18,8 +18,8 @@ namespace amibake::bake {
 
 // Where the lookups read; tests point these at fake trees.
 struct DeviceLookup {
-  std::string device_dir = "/dev/disk/by-id";  // udev by-id links
-  datavol::HostPaths host;                     // dev, sys, mountinfo
+  std::string device_dir = "/dev/disk/by-id";   // udev by-id links
+  datavol::HostPaths host;                      // dev, sys, mountinfo
   datavol::IdentifySource* identify = nullptr;  // nullptr = the NVMe admin ioctl
 };
 

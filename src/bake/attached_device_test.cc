@@ -71,7 +71,8 @@ TEST_F(AttachedDevice, ByIdLinkToABlockNodeIdentifiesTheVolume) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a block device node";
   std::string node = lookup_.host.dev + "/fake-blk";
   ASSERT_EQ(::mknod(node.c_str(), S_IFBLK | 0600, makedev(7, 200)), 0);
-  ASSERT_EQ(::symlink(node.c_str(), (lookup_.device_dir + "/" + ebs_by_id_name("vol-0aa")).c_str()), 0);
+  ASSERT_EQ(::symlink(node.c_str(), (lookup_.device_dir + "/" + ebs_by_id_name("vol-0aa")).c_str()),
+            0);
   auto found = look_for_attached_device("vol-0aa", "/dev/sdf", 8ull << 30, lookup_);
   ASSERT_TRUE(found);
   EXPECT_EQ(found->path, node);
@@ -82,7 +83,8 @@ TEST_F(AttachedDevice, ByIdLinkToABlockNodeIdentifiesTheVolume) {
 TEST_F(AttachedDevice, ByIdLinkToSomethingNotABlockDeviceIsIgnored) {
   std::string file = root_ + "/plain-file";
   ASSERT_TRUE(write_file_atomic(file, "x"));
-  ASSERT_EQ(::symlink(file.c_str(), (lookup_.device_dir + "/" + ebs_by_id_name("vol-0aa")).c_str()), 0);
+  ASSERT_EQ(::symlink(file.c_str(), (lookup_.device_dir + "/" + ebs_by_id_name("vol-0aa")).c_str()),
+            0);
   EXPECT_FALSE(look_for_attached_device("vol-0aa", "/dev/sdf", 8ull << 30, lookup_));
 }
 

@@ -106,13 +106,13 @@ Status check_same_host(StepContext& ctx) {
   std::string started = host_instance(ctx);
   auto now = aws::ImdsClient().instance_id();
   if (now && *now == started) return ok();
-  std::string here = now ? "this host is " + *now
-                         : "this host cannot be identified (" + now.error().message + ")";
-  return make_error("build " + ctx.build_id + " started on EC2 instance " + started + ", and " +
-                        here,
-                    "resume it on " + started + ", or remove what it made with `amibake cleanup " +
-                        ctx.build_id + "`",
-                    2);
+  std::string here =
+      now ? "this host is " + *now : "this host cannot be identified (" + now.error().message + ")";
+  return make_error(
+      "build " + ctx.build_id + " started on EC2 instance " + started + ", and " + here,
+      "resume it on " + started + ", or remove what it made with `amibake cleanup " + ctx.build_id +
+          "`",
+      2);
 }
 
 }  // namespace
@@ -123,9 +123,10 @@ Status check_same_host(StepContext& ctx) {
 Result<json> step_host(StepContext& ctx) {
   aws::ImdsClient imds;
   if (imds.disabled()) {
-    return make_error("chroot method: instance metadata is disabled (AWS_EC2_METADATA_DISABLED), "
-                      "so this host cannot tell which instance it is",
-                      kNotOnEc2Hint, 2);
+    return make_error(
+        "chroot method: instance metadata is disabled (AWS_EC2_METADATA_DISABLED), "
+        "so this host cannot tell which instance it is",
+        kNotOnEc2Hint, 2);
   }
   auto instance = imds.instance_id();
   if (!instance) {
@@ -144,9 +145,9 @@ Result<json> step_host(StepContext& ctx) {
   // support is the image's business: a missing one fails the install with its name).
   for (const auto& c : check_direct_method_host({}, 0)) {
     if (!c.ok && (c.name == "root" || c.name == "loop devices")) {
-      return make_error("chroot method: this host cannot mount the volume: " + c.name + ": " +
-                            c.detail,
-                        c.fix, 2);
+      return make_error(
+          "chroot method: this host cannot mount the volume: " + c.name + ": " + c.detail, c.fix,
+          2);
     }
   }
   aws::ec2::DescribeInstancesRequest d;
@@ -154,8 +155,10 @@ Result<json> step_host(StepContext& ctx) {
   auto found = aws::ec2::describe_instances(ctx.client, d);
   if (!found || found->empty()) {
     if (!found && found.error().aws_code != "InvalidInstanceID.NotFound") return found.error();
-    return make_error("chroot method: this host (" + *instance + ") is not an instance of the "
-                          "account these credentials belong to, in " + region,
+    return make_error("chroot method: this host (" + *instance +
+                          ") is not an instance of the "
+                          "account these credentials belong to, in " +
+                          region,
                       "use the instance's own role or credentials of its account", 2);
   }
   const auto& self = found->front();
@@ -163,7 +166,9 @@ Result<json> step_host(StepContext& ctx) {
     return make_error("chroot method: this host " + *instance + " is " + self.state, "", 2);
   }
   ctx.events.info("host " + *instance + " (" + self.instance_type + ") in " + zone);
-  return json{{"instance", *instance}, {"zone", zone}, {"region", region},
+  return json{{"instance", *instance},
+              {"zone", zone},
+              {"region", region},
               {"instance_type", self.instance_type}};
 }
 
@@ -185,7 +190,8 @@ Result<json> step_source(StepContext& ctx) {
   }
   AMIBAKE_ASSIGN(json out, describe_source(ctx, base_id));
   out["copy"] = false;
-  ctx.events.info("starting from " + std::string(out["root_snapshot"]) + ", the root of " + base_id);
+  ctx.events.info("starting from " + std::string(out["root_snapshot"]) + ", the root of " +
+                  base_id);
   return out;
 }
 
@@ -208,8 +214,8 @@ Result<json> step_volume(StepContext& ctx) {
   auto made = create(snapshot);
   if (!made && made.error().aws_code.rfind("InvalidSnapshot.", 0) == 0 &&
       !ctx.results["source"].value("copy", false)) {
-    ctx.events.info(snapshot + " cannot make a volume in this account (" +
-                    made.error().message + "); using the account's copy of the base");
+    ctx.events.info(snapshot + " cannot make a volume in this account (" + made.error().message +
+                    "); using the account's copy of the base");
     AMIBAKE_ASSIGN(json copy, source_from_copy(ctx));
     ctx.results["source"] = copy;
     AMIBAKE_TRY(ctx.journal.step_done("source", copy));
@@ -220,8 +226,8 @@ Result<json> step_volume(StepContext& ctx) {
   std::string id = made->volume_id;
   ctx.events.info("volume " + id + " from " + snapshot + " in " + zone);
   AMIBAKE_TRY(ctx.check_interrupt());
-  AMIBAKE_ASSIGN(auto v, aws::wait_volume_available(ctx.client, id,
-                                                    ctx.wait_options(id, std::chrono::minutes(15))));
+  AMIBAKE_ASSIGN(auto v, aws::wait_volume_available(
+                             ctx.client, id, ctx.wait_options(id, std::chrono::minutes(15))));
   return json{{"volume", id}, {"zone", zone}, {"snapshot", snapshot}, {"size_gib", v.size}};
 }
 
@@ -235,10 +241,10 @@ Result<json> step_attach(StepContext& ctx) {
     name = a->device;
     ctx.events.info(vol + " is attached to this host already, as " + name);
   } else if (!v.attachments.empty() && v.attachments.front().state != "detached") {
-    return make_error(vol + " is attached to " + v.attachments.front().instance_id +
-                          ", not to this host " + instance,
-                      "run the build on the host it started on, or `amibake cleanup " +
-                          ctx.build_id + "`");
+    return make_error(
+        vol + " is attached to " + v.attachments.front().instance_id + ", not to this host " +
+            instance,
+        "run the build on the host it started on, or `amibake cleanup " + ctx.build_id + "`");
   } else {
     aws::ec2::DescribeInstancesRequest d;
     d.instance_ids = {instance};
@@ -279,9 +285,9 @@ Result<json> step_attach(StepContext& ctx) {
   AMIBAKE_TRY(aws::wait_volume_attached(ctx.client, vol, instance,
                                         ctx.wait_options(vol, std::chrono::minutes(10))));
   uint64_t size = static_cast<uint64_t>(ctx.results["volume"]["size_gib"].get<int64_t>()) << 30;
-  AMIBAKE_ASSIGN(auto dev, wait_for_attached_device(vol, name, size, lookup_of(ctx),
-                                                    std::chrono::minutes(2),
-                                                    [&] { return ctx.check_interrupt(); }));
+  AMIBAKE_ASSIGN(auto dev,
+                 wait_for_attached_device(vol, name, size, lookup_of(ctx), std::chrono::minutes(2),
+                                          [&] { return ctx.check_interrupt(); }));
   ctx.events.info(vol + " is " + dev.path + " (" + dev.how + ")");
   return json{{"device_name", name}, {"device", dev.path}, {"how", dev.how}};
 }
@@ -332,8 +338,8 @@ Result<json> step_detach(StepContext& ctx) {
     if (!got_no_answer(detached.error()) || attempt == 3) return detached.error();
     ctx.events.info("DetachVolume got no answer; looking at " + vol + " again");
   }
-  AMIBAKE_TRY(aws::wait_volume_available(ctx.client, vol,
-                                         ctx.wait_options(vol, std::chrono::minutes(10))));
+  AMIBAKE_TRY(
+      aws::wait_volume_available(ctx.client, vol, ctx.wait_options(vol, std::chrono::minutes(10))));
   return json{{"volume", vol}, {"detached", true}};
 }
 
