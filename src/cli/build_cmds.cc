@@ -102,20 +102,15 @@ int run_plan(const aws::ClientSettings& settings, const BuildFlags& flags) {
 
 int run_build_command(const aws::ClientSettings& settings, const BuildFlags& flags) {
   BuildFlags f = flags;
-  if (f.recipe.empty() && !f.resume.empty()) {
-    // Resuming without naming the recipe: the journal knows which one it was.
+  if (!f.resume.empty()) {
+    // A resumed build keeps the recipe (unless named again), method and device folder
+    // it started with; the journal knows them.
     std::string dir = f.journal_dir.empty() ? bake::Journal::default_dir() : f.journal_dir;
     auto j = bake::Journal::open(dir, f.resume);
     if (!j) return report_error(j.error());
-    f.recipe = j->state().start_string("recipe");
-  }
-  if (!f.resume.empty()) {
-    // A resumed build keeps the method and device folder it started with.
-    std::string dir = f.journal_dir.empty() ? bake::Journal::default_dir() : f.journal_dir;
-    if (auto j = bake::Journal::open(dir, f.resume)) {
-      if (f.method.empty()) f.method = j->state().start_string("method", "direct");
-      if (f.device_dir.empty()) f.device_dir = j->state().start_string("device_dir");
-    }
+    if (f.recipe.empty()) f.recipe = j->state().start_string("recipe");
+    if (f.method.empty()) f.method = j->state().start_string("method", "direct");
+    if (f.device_dir.empty()) f.device_dir = j->state().start_string("device_dir");
   }
   auto o = options_from(f);
   if (!o) return report_error(o.error());
