@@ -74,6 +74,13 @@ Result<nlohmann::json> step_fetch(StepContext& ctx);
 Result<nlohmann::json> step_install(StepContext& ctx);
 Result<nlohmann::json> step_upload(StepContext& ctx);
 
+// The new root snapshot's description and tags (both methods make it the same way).
+std::string root_snapshot_description(StepContext& ctx);
+std::vector<aws::Tag> root_snapshot_tags(const StepContext& ctx);
+// Deletes snapshot `id` of an earlier attempt if it ended in state "error" (an abandoned
+// or failed snapshot) and journals that; returns whether it did.
+Result<bool> remove_if_failed(StepContext& ctx, const std::string& id);
+
 // Installs the payload into the disk (a local image file or an attached block device)
 // with Ctrl-C/SIGTERM held while it is mounted; returns the install report as JSON.
 Result<nlohmann::json> install_payload_held(StepContext& ctx, const std::string& disk);

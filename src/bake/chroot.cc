@@ -65,6 +65,14 @@ const aws::ec2::VolumeAttachment* attachment_to(const aws::ec2::Volume& v,
   return nullptr;
 }
 
+// The block device of this build's volume, attached as `name`, waiting up to `timeout`.
+Result<FoundDevice> attached_device(StepContext& ctx, const std::string& name,
+                                    std::chrono::minutes timeout) {
+  uint64_t size = static_cast<uint64_t>(ctx.results["volume"]["size_gib"].get<int64_t>()) << 30;
+  return wait_for_attached_device(volume_id(ctx), name, size, lookup_of(ctx), timeout,
+                                  [&] { return ctx.check_interrupt(); });
+}
+
 // Unmounts and detaches what an earlier, killed run left on `device`.
 Status release_leftovers(StepContext& ctx, const std::string& device) {
   AMIBAKE_ASSIGN(auto lines, release_loops_on(device));
@@ -284,27 +292,17 @@ Result<json> step_attach(StepContext& ctx) {
   }
   AMIBAKE_TRY(aws::wait_volume_attached(ctx.client, vol, instance,
                                         ctx.wait_options(vol, std::chrono::minutes(10))));
-  uint64_t size = static_cast<uint64_t>(ctx.results["volume"]["size_gib"].get<int64_t>()) << 30;
-  AMIBAKE_ASSIGN(auto dev,
-                 wait_for_attached_device(vol, name, size, lookup_of(ctx), std::chrono::minutes(2),
-                                          [&] { return ctx.check_interrupt(); }));
+  AMIBAKE_ASSIGN(auto dev, attached_device(ctx, name, std::chrono::minutes(2)));
   ctx.events.info(vol + " is " + dev.path + " (" + dev.how + ")");
   return json{{"device_name", name}, {"device", dev.path}, {"how", dev.how}};
-}
-
-// The attached volume's device now (found again by id: node names can change between
-// runs).
-Result<FoundDevice> attached_device(StepContext& ctx) {
-  uint64_t size = static_cast<uint64_t>(ctx.results["volume"]["size_gib"].get<int64_t>()) << 30;
-  return wait_for_attached_device(volume_id(ctx), ctx.results["attach"]["device_name"], size,
-                                  lookup_of(ctx), std::chrono::minutes(1),
-                                  [&] { return ctx.check_interrupt(); });
 }
 
 // ---- step: install ----
 Result<json> step_install_device(StepContext& ctx) {
   AMIBAKE_TRY(check_same_host(ctx));
-  AMIBAKE_ASSIGN(FoundDevice dev, attached_device(ctx));
+  // Found again by id: node names can change between runs.
+  AMIBAKE_ASSIGN(FoundDevice dev, attached_device(ctx, ctx.results["attach"]["device_name"],
+                                                  std::chrono::minutes(1)));
   AMIBAKE_TRY(release_leftovers(ctx, dev.path));
   AMIBAKE_ASSIGN(json report, install_payload_held(ctx, dev.path));
   AMIBAKE_TRY(flush_block_device(dev.path));
@@ -370,24 +368,14 @@ Result<json> step_snapshot(StepContext& ctx) {
   };
   if (snap.empty()) AMIBAKE_TRY(find_tagged());
   if (!snap.empty()) {
-    aws::ec2::DescribeSnapshotsRequest d;
-    d.snapshot_ids = {snap};
-    auto found = aws::ec2::describe_snapshots(ctx.client, d);
-    if (found && !found->empty() && found->front().state == "error") {
-      ctx.events.info(snap + " from an earlier attempt ended in state error; replacing it");
-      AMIBAKE_TRY(aws::ec2::delete_snapshot(ctx.client, snap));
-      AMIBAKE_TRY(ctx.journal.deleted(snap));
-      snap.clear();
-    }
+    AMIBAKE_ASSIGN(bool removed, remove_if_failed(ctx, snap));
+    if (removed) snap.clear();
   }
   if (snap.empty()) {
     aws::ec2::CreateSnapshotRequest c;
     c.volume_id = vol;
-    c.description = "amibake build " + ctx.build_id + ": root of " +
-                    std::string(ctx.results["resolve"]["base_name"]) + " + datavol";
-    auto tags = ctx.tags("root-snapshot", /*temporary=*/false);
-    for (const auto& [k, v] : ctx.options.recipe.snapshot_tags) tags.push_back({k, v});
-    c.tag_specifications = {{"snapshot", tags}};
+    c.description = root_snapshot_description(ctx);
+    c.tag_specifications = {{"snapshot", root_snapshot_tags(ctx)}};
     AMIBAKE_TRY(ctx.journal.intent("snapshot", "snapshot", "tag:" + ctx.build_id));
     auto made = aws::ec2::create_snapshot(ctx.client, c);
     if (!made && got_no_answer(made.error())) {

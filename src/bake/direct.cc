@@ -185,6 +185,28 @@ Result<json> install_payload_held(StepContext& ctx, const std::string& disk) {
 
 Result<json> step_install(StepContext& ctx) { return install_payload_held(ctx, image_path(ctx)); }
 
+std::string root_snapshot_description(StepContext& ctx) {
+  return "amibake build " + ctx.build_id + ": root of " +
+         std::string(ctx.results["resolve"]["base_name"]) + " + datavol";
+}
+
+std::vector<aws::Tag> root_snapshot_tags(const StepContext& ctx) {
+  auto tags = ctx.tags("root-snapshot", /*temporary=*/false);
+  for (const auto& [k, v] : ctx.options.recipe.snapshot_tags) tags.push_back({k, v});
+  return tags;
+}
+
+Result<bool> remove_if_failed(StepContext& ctx, const std::string& id) {
+  aws::ec2::DescribeSnapshotsRequest d;
+  d.snapshot_ids = {id};
+  auto found = aws::ec2::describe_snapshots(ctx.client, d);
+  if (!found || found->empty() || found->front().state != "error") return false;
+  ctx.events.info(id + " from an earlier attempt ended in state error; replacing it");
+  AMIBAKE_TRY(aws::ec2::delete_snapshot(ctx.client, id));
+  AMIBAKE_TRY(ctx.journal.deleted(id));
+  return true;
+}
+
 // ---- step: upload ----
 Result<json> step_upload(StepContext& ctx) {
   std::string parent = base_source(ctx)["root_snapshot"];
@@ -202,26 +224,16 @@ Result<json> step_upload(StepContext& ctx) {
     if (r.step != "upload" || r.kind != "snapshot") continue;
     ++attempt;
     if (r.deleted) continue;
-    aws::ec2::DescribeSnapshotsRequest d;
-    d.snapshot_ids = {r.id};
-    auto found = aws::ec2::describe_snapshots(ctx.client, d);
-    if (found && !found->empty() && found->front().state == "error") {
-      ctx.events.info(r.id + " from an earlier attempt ended in state error; replacing it");
-      AMIBAKE_TRY(aws::ec2::delete_snapshot(ctx.client, r.id));
-      AMIBAKE_TRY(ctx.journal.deleted(r.id));
-    } else {
-      --attempt;  // still usable: its token is the one to send again
-    }
+    AMIBAKE_ASSIGN(bool removed, remove_if_failed(ctx, r.id));
+    if (!removed) --attempt;  // still usable: its token is the one to send again
   }
   aws::ebs::StartSnapshotRequest start;
   start.parent_snapshot_id = parent;
   start.volume_size = ctx.results["fetch"]["volume_size_gib"];
-  start.description = "amibake build " + ctx.build_id + ": root of " +
-                      std::string(ctx.results["resolve"]["base_name"]) + " + datavol";
+  start.description = root_snapshot_description(ctx);
   start.client_token = ctx.build_id + "-root" + (attempt > 1 ? "-" + std::to_string(attempt) : "");
   start.timeout = 60;  // minutes; an abandoned upload ends in state "error" by itself
-  start.tags = ctx.tags("root-snapshot", /*temporary=*/false);
-  for (const auto& [k, v] : ctx.options.recipe.snapshot_tags) start.tags.push_back({k, v});
+  start.tags = root_snapshot_tags(ctx);
   AMIBAKE_TRY(ctx.journal.intent("upload", "snapshot", start.client_token));
   AMIBAKE_ASSIGN(auto started, aws::ebs::start_snapshot(ctx.client, start));
   std::string snap = started.snapshot_id;
