@@ -162,6 +162,8 @@ Status parse_volume(const toml::table& t, const std::string& origin, size_t inde
   d.wait_seconds = static_cast<int>(wait);
   AMIBAKE_TRY(r.get_bool("grow", &d.grow));
   AMIBAKE_TRY(r.get_string_list("required_by", &d.required_by));
+  v->required_by_set = r.node("required_by") != nullptr;
+  AMIBAKE_TRY(r.get_bool("hide_existing", &v->hide_existing));
   AMIBAKE_TRY(r.reject_unknown());
 
   auto at = [&](const char* key, const std::string& what) {

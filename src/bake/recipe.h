@@ -29,6 +29,12 @@ struct RecipeVolume {
   std::string kms_key_id;             // empty = the account's default EBS key
   bool delete_on_termination = true;
   datavol::VolumeConfig datavol;      // mount, filesystem, label, owner, mode, required_by...
+  // The mount point may exist in the image with files in it: mounting hides them. Off by
+  // default, so a mount over e.g. a populated /opt is refused at install time.
+  bool hide_existing = false;
+  // required_by was written in the recipe (checked strictly against the image's units);
+  // false = datavol's defaults (docker, containerd, ecs), kept only where the image has them.
+  bool required_by_set = false;
 };
 
 // Image attributes the recipe may override; unset = carried over from the base.
