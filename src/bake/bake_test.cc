@@ -303,6 +303,65 @@ TEST(Recipe, DeviceClashWithBaseMappingIsRejected) {
   EXPECT_TRUE(check_against_base(*r, base));
 }
 
+TEST(Recipe, EveryProblemIsListedWithItsLineAndKey) {
+  Error e = recipe_error(
+      "[image]\nname = \"xy!\"\n[[volume]]\nmount = \"/usr\"\nsize_gib = 0\n"
+      "encryptd = true\n");
+  EXPECT_EQ(e.code, 2);
+  EXPECT_EQ(e.message.rfind("r.toml: 4 problems:", 0), 0u) << e.message;
+  for (const char* want :
+       {"r.toml:2: image.name: '!' is not allowed", "r.toml:4: volume[0].mount:",
+        "r.toml:5: volume[0].size_gib:", "r.toml:6: volume[0].encryptd: unknown key"}) {
+    EXPECT_NE(e.message.find(want), std::string::npos) << want << " in " << e.message;
+  }
+}
+
+TEST(Recipe, KmsKeyIdsInEveryFormAwsAcceptsParse) {
+  for (const char* id :
+       {"1234abcd-12ab-34cd-56ef-1234567890ab", "mrk-1234abcd12ab34cd56ef1234567890ab",
+        "alias/ami-key",
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:eu-west-1:111122223333:alias/ami",
+        "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"}) {
+    auto r = parse_recipe(std::string("[[volume]]\nkms_key_id = \"") + id + "\"\n", "r.toml");
+    EXPECT_TRUE(r) << id << ": " << r.error().message;
+  }
+  for (const char* id : {"not a key!", "alias/", "arn:aws:kms:us-east-1:1:key/x", "1234abcd"}) {
+    Error e = recipe_error(std::string("[[volume]]\nkms_key_id = \"") + id + "\"\n");
+    EXPECT_NE(e.message.find("volume[0].kms_key_id"), std::string::npos) << id;
+  }
+}
+
+TEST(Recipe, NamePatternIsCheckedAsWrittenAndOnceExpandedForTheBase) {
+  EXPECT_NE(recipe_error("[image]\nname = \"w-{when}\"\n[[volume]]\n")
+                .message.find("unknown placeholder {when}"),
+            std::string::npos);
+  auto r = parse_recipe(
+      "[image]\nname = \"" + std::string(100, 'x') + "-{base_name}\"\n[[volume]]\n", "r.toml");
+  ASSERT_TRUE(r) << r.error().message;
+  aws::ec2::Image base;
+  base.image_id = "ami-0123456789abcdef0";
+  base.root_device_name = "/dev/xvda";
+  base.name = "al2023-ami-ecs-hvm-2023.0.20241217-kernel-6.1-x86_64";
+  auto s = check_against_base(*r, base);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("r.toml:2: image.name:"), std::string::npos)
+      << s.error().message;
+  base.name = "short";
+  EXPECT_TRUE(check_against_base(*r, base));
+}
+
+TEST(Recipe, DefaultsKeepRequiredByUnsetAndHideExistingOff) {
+  auto r = parse_recipe("[[volume]]\n", "r.toml");
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->volumes[0].required_by_set);
+  EXPECT_FALSE(r->volumes[0].hide_existing);
+  r = parse_recipe("[[volume]]\nrequired_by = []\nhide_existing = true\n", "r.toml");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->volumes[0].required_by_set);
+  EXPECT_TRUE(r->volumes[0].hide_existing);
+}
+
 TEST(Recipe, NamePlaceholdersExpand) {
   aws::ec2::Image base;
   base.image_id = "ami-1";

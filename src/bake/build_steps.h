@@ -81,6 +81,24 @@ std::vector<aws::Tag> root_snapshot_tags(const StepContext& ctx);
 // or failed snapshot) and journals that; returns whether it did.
 Result<bool> remove_if_failed(StepContext& ctx, const std::string& id);
 
+// Two builds of one base and recipe at once (two CI jobs) must not both bake it. A build
+// claims the recipe by starting its root snapshot (tagged with base and recipe); then
+// find_twin looks for other builds' claims. Returns the build id to wait for, or "" to go
+// on: an AMI of another build (pending or available) always wins; among root snapshots
+// (pending, or completed within the last hours) the oldest build id wins. With `claimed`
+// false (nothing started yet), any other build's claim is one to wait for.
+Result<std::string> find_twin(StepContext& ctx, bool claimed);
+// Waits, bounded, for `twin`'s AMI and returns its id; returns "" when the twin stopped
+// without one (its snapshot gone or failed, no AMI minutes after its snapshot completed),
+// so this build bakes after all. The caller, holding a claim, deletes it only once it has
+// the AMI.
+Result<std::string> wait_for_twin(StepContext& ctx, const std::string& twin);
+// The step result that ends a build with `ami` (the driver then removes what else this
+// build made): {"reuse_image": ami, "yielded_to": twin}.
+inline nlohmann::json yielded(const std::string& ami, const std::string& twin) {
+  return {{"reuse_image", ami}, {"yielded_to", twin}};
+}
+
 // Installs the payload into the disk (a local image file or an attached block device)
 // with Ctrl-C/SIGTERM held while it is mounted; returns the install report as JSON.
 Result<nlohmann::json> install_payload_held(StepContext& ctx, const std::string& disk);

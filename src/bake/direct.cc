@@ -192,6 +192,9 @@ std::string root_snapshot_description(StepContext& ctx) {
 
 std::vector<aws::Tag> root_snapshot_tags(const StepContext& ctx) {
   auto tags = ctx.tags("root-snapshot", /*temporary=*/false);
+  // Base and recipe identify what is being baked: a second build of the same finds it.
+  tags.push_back({kTagBaseImage, ctx.results.at("resolve")["base_image"]});
+  tags.push_back({kTagRecipeHash, ctx.options.recipe_hash});
   for (const auto& [k, v] : ctx.options.recipe.snapshot_tags) tags.push_back({k, v});
   return tags;
 }
@@ -245,6 +248,18 @@ Result<json> step_upload(StepContext& ctx) {
                       "remove it with `amibake cleanup " + ctx.build_id + "` and build again");
   }
   if (already_complete) ctx.events.info(snap + ": completed by an earlier attempt");
+  if (!already_complete) {
+    AMIBAKE_ASSIGN(std::string twin, find_twin(ctx, /*claimed=*/true));
+    if (!twin.empty()) {
+      AMIBAKE_ASSIGN(std::string ami, wait_for_twin(ctx, twin));
+      if (!ami.empty()) {
+        // The claim goes before anything more is made; nothing of it is used.
+        AMIBAKE_TRY(aws::ec2::delete_snapshot(ctx.client, snap));
+        AMIBAKE_TRY(ctx.journal.deleted(snap));
+        return yielded(ami, twin);
+      }
+    }
+  }
 
   std::vector<std::string> checksums(changed.size());
   std::atomic<uint64_t> done{0}, bytes{0};

@@ -9,10 +9,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <set>
 #include <sstream>
 
 #include "base/files.h"
 #include "base/subprocess.h"
+#include "datavol/filesystem.h"
+#include "image/loop.h"
 
 namespace amibake::bake {
 namespace {
@@ -104,6 +108,108 @@ std::vector<Check> check_direct_method_host(const HostPaths& paths, uint64_t min
       check_fs(paths, "ext4", "mkfs.ext4", "e2fsprogs"),
       check_free_space(work, min_free_bytes),
   };
+}
+
+Status check_build_host(const std::string& method, const Recipe& recipe,
+                        const std::string& work_dir) {
+  HostPaths paths;
+  paths.work_dir = work_dir;
+  std::vector<Check> checks = {check_root(), check_loop(paths.loop_control)};
+  if (method == "direct") {
+    checks.push_back(
+        check_free_space(work_dir.empty() ? default_work_dir() : work_dir, kDirectMinFreeBytes));
+  }
+  std::set<std::string> filesystems;
+  for (const auto& v : recipe.volumes) filesystems.insert(v.datavol.filesystem);
+  for (const auto& fs : filesystems) {
+    if (fs == "xfs") checks.push_back(check_fs(paths, "xfs", "mkfs.xfs", "xfsprogs"));
+    if (fs == "ext4") checks.push_back(check_fs(paths, "ext4", "mkfs.ext4", "e2fsprogs"));
+  }
+  std::string failed;
+  for (const auto& c : checks) {
+    if (!c.ok) failed += "\n  " + c.name + ": " + c.detail + " (" + c.fix + ")";
+  }
+  if (failed.empty()) return ok();
+  return make_error(method + " method: this host cannot build:" + failed,
+                    "nothing was created; `amibake doctor` shows every check", 2);
+}
+
+namespace {
+
+// One scratch run: mkfs with datavol's argv, loop-attach, mount(8) with the options.
+Status try_volume_options(const datavol::VolumeConfig& v, const std::string& dir) {
+  // xfsprogs refuses filesystems under 300 MiB; sparse, so it costs almost nothing.
+  constexpr off_t kScratchBytes = 512ll << 20;
+  std::string file = dir + "/scratch.img";
+  std::filesystem::remove(file);
+  AMIBAKE_TRY(write_file_atomic(file, "", 0600));
+  if (::truncate(file.c_str(), kScratchBytes) != 0) {
+    return make_error(file + ": cannot size the scratch file");
+  }
+  if (auto made = datavol::make_filesystem(v, file); !made) {
+    return made.error().wrap("mkfs_options");
+  }
+  AMIBAKE_ASSIGN(auto loop, image::LoopDevice::attach(file));
+  std::string mnt = dir + "/mnt";
+  if (auto mounted = datavol::mount_filesystem(loop.path(), mnt, v.filesystem, v.mount_options);
+      !mounted) {
+    return mounted.error().wrap("mount_options");
+  }
+  auto out = run_checked({"umount", mnt});
+  if (!out) return out.error().wrap("scratch unmount");
+  return ok();
+}
+
+}  // namespace
+
+void check_volume_options(const Recipe& recipe, RecipeProblems& problems) {
+  std::set<std::string> tried;
+  for (size_t i = 0; i < recipe.volumes.size(); ++i) {
+    const auto& d = recipe.volumes[i].datavol;
+    if (d.filesystem != "xfs" && d.filesystem != "ext4") continue;  // a problem already
+    std::string key = d.filesystem + "\n" + d.effective_label() + "\n" + d.mount_options;
+    for (const auto& o : d.mkfs_options) key += "\n" + o;
+    if (!tried.insert(key).second) continue;
+    auto dir = make_temp_dir("amibake-options");
+    if (!dir) {
+      problems.add(0, "volume[" + std::to_string(i) + "]",
+                   "options not checked: " + dir.error().message);
+      continue;
+    }
+    Status s = try_volume_options(d, *dir);
+    std::filesystem::remove_all(*dir);
+    if (!s) {
+      // "mkfs_options: mkfs.xfs ... failed: <tool's message>" names the key that failed.
+      const std::string& m = s.error().message;
+      size_t colon = m.find(": ");
+      std::string key_name = colon == std::string::npos ? "filesystem" : m.substr(0, colon);
+      std::string what = colon == std::string::npos ? m : m.substr(colon + 2);
+      std::string full = "volume[" + std::to_string(i) + "]." + key_name;
+      auto at = recipe.key_lines.find(full);
+      problems.add(at == recipe.key_lines.end() ? 0 : at->second, full,
+                   "a scratch " + d.filesystem + " with the recipe's settings failed: " + what);
+    }
+  }
+}
+
+Result<Recipe> load_checked_recipe(const std::string& path, std::string* skipped) {
+  auto text = read_file(path);
+  if (!text) {
+    Error e = text.error();
+    e.code = 2;
+    e.hint = "give the path of a recipe, e.g. examples/batch-worker.toml";
+    return e;
+  }
+  RecipeRead read = read_recipe(*text, path);
+  if (check_root().ok && check_loop(HostPaths{}.loop_control).ok) {
+    check_volume_options(read.recipe, read.problems);
+  } else if (skipped) {
+    *skipped =
+        "mkfs_options and mount_options were not tried on a scratch filesystem (that "
+        "needs root and loop devices, as the build does)";
+  }
+  AMIBAKE_TRY(read.problems.to_status());
+  return std::move(read.recipe);
 }
 
 }  // namespace amibake::bake

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "bake/recipe.h"
+#include "base/result.h"
+
 namespace amibake::bake {
 
 // One line of `amibake doctor`.
@@ -35,5 +38,27 @@ std::vector<Check> check_direct_method_host(const HostPaths& paths, uint64_t min
 // Returns true when the kernel lists `fstype` in /proc/filesystems (or can load it:
 // when a module for it exists under /lib/modules/<release>).
 bool kernel_supports_filesystem(const std::string& proc_filesystems, const std::string& fstype);
+
+// Free space a direct build wants in its work folder: the fetched root blocks + headroom.
+inline constexpr uint64_t kDirectMinFreeBytes = 4ull << 30;
+
+// What `method` ("direct" or "chroot") needs on this host, checked before the first AWS
+// call: root, loop devices, free space in `work_dir` (direct), and kernel support and
+// mkfs for each filesystem the recipe's volumes use (the options check formats one).
+// The error (exit code 2) lists each failed check with doctor's fix line.
+Status check_build_host(const std::string& method, const Recipe& recipe,
+                        const std::string& work_dir);
+
+// Proves each volume's filesystem, mkfs_options, label and mount_options on this host
+// with datavol's own mkfs argument list and mount call: a sparse scratch file in a
+// temporary folder ($TMPDIR) is formatted, loop-attached, mounted and unmounted. Adds one problem
+// per failing volume to `problems`, quoting the tool's message. Volumes with the same
+// settings are checked once. Needs root and loop devices (check_build_host).
+void check_volume_options(const Recipe& recipe, RecipeProblems& problems);
+
+// Reads the recipe at `path` and runs every check that needs neither AWS nor the image
+// (read_recipe, then check_volume_options where this host can run it: root and loop
+// devices; otherwise `*skipped` says so). Errors carry exit code 2 and list every problem.
+Result<Recipe> load_checked_recipe(const std::string& path, std::string* skipped);
 
 }  // namespace amibake::bake

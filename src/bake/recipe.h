@@ -56,18 +56,45 @@ struct Recipe {
   std::optional<int64_t> root_size_gib;  // unset = the base's root size
   std::vector<RecipeVolume> volumes;
   AttributeOverrides attributes;
+  // Line of every key the recipe set ("volume[0].device" -> 14), so checks made later
+  // (against the base) can name the line too.
+  std::map<std::string, int> key_lines;
 };
 
-// Parses recipe TOML text; `origin` names it in errors ("r.toml:12: ...").
-// Errors carry exit code 2 (bad input).
+// How many tags amibake puts on the AMI and on its root snapshot besides the recipe's
+// (amibake:build-id, role, temporary, base-image, recipe-hash): the recipe's own must fit
+// in EC2's 50 per resource beside them.
+inline constexpr size_t kAmibakeTagsPerResource = 5;
+
+// Every problem found in a recipe, each "r.toml:12: volume[0].mount: what is wrong".
+struct RecipeProblems {
+  std::string origin;
+  std::vector<std::string> lines;
+  // Adds "origin:line: key: what" (no ":line" when line is 0).
+  void add(int line, const std::string& key, const std::string& what);
+  // ok() when there is none; else one error (exit code 2) listing them all.
+  Status to_status() const;
+};
+
+// A recipe as read, with every problem found by the checks that need neither AWS nor
+// the host: types, unknown keys, AWS's limits, mount points, datavol's rules.
+struct RecipeRead {
+  Recipe recipe;
+  RecipeProblems problems;
+};
+RecipeRead read_recipe(const std::string& text, const std::string& origin);
+
+// Parses recipe TOML text; `origin` names it in errors ("r.toml:12: ..."). Errors carry
+// exit code 2 (bad input) and list every problem found (read_recipe).
 Result<Recipe> parse_recipe(const std::string& text, const std::string& origin);
 
 // Reads and parses a recipe file.
 Result<Recipe> load_recipe(const std::string& path);
 
 // Checks the recipe against the resolved base image, before anything is created:
-// a volume device that clashes with one of the base's mappings (root included),
-// a root size smaller than the base's. Errors carry exit code 2.
+// a volume device that clashes with one of the base's mappings (root included), a root
+// size smaller than the base's or over its volume type's limit, the name and description
+// too long once expanded. Errors carry exit code 2 and list every problem.
 Status check_against_base(const Recipe& recipe, const aws::ec2::Image& base);
 
 // Expands {date} (UTC YYYYMMDD-HHMMSS), {base_name} and {base_id} in `pattern`.

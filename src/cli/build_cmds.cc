@@ -2,14 +2,16 @@
 // default action) so the build can stop at its next check, clean up, and exit 130.
 #include "cli/build_cmds.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <unistd.h>
 #include <iostream>
 
 #include "aws/client.h"
 #include "bake/build.h"
+#include "bake/host_checks.h"
 #include "bake/journal.h"
 #include "cli/base_cmd.h"
 
@@ -51,7 +53,9 @@ Result<bake::BuildOptions> options_from(const BuildFlags& f) {
     return make_error("build: give a recipe file, or --resume BUILD_ID", "", 2);
   }
   if (!f.recipe.empty()) {
-    AMIBAKE_ASSIGN(o.recipe, bake::load_recipe(f.recipe));
+    std::string skipped;
+    AMIBAKE_ASSIGN(o.recipe, bake::load_checked_recipe(f.recipe, &skipped));
+    if (!skipped.empty()) std::cerr << "amibake: note: " << skipped << "\n";
     o.recipe_hash = bake::recipe_identity(o.recipe);
   }
   o.method = f.method.empty() ? "direct" : f.method;
@@ -114,6 +118,11 @@ int run_build_command(const aws::ClientSettings& settings, const BuildFlags& fla
   }
   auto o = options_from(f);
   if (!o) return report_error(o.error());
+  // What the method needs on this host, before the first AWS call: a build that cannot
+  // mount the image stops here, not after copying and downloading the base.
+  if (auto host = bake::check_build_host(o->method, o->recipe, o->work_dir); !host) {
+    return report_error(host.error());
+  }
   auto client = aws::make_client(settings);
   if (!client) return report_error(client.error());
   bake::Events events(flags.events == "json" ? bake::EventFormat::kJson

@@ -17,8 +17,6 @@
 namespace amibake::cli {
 namespace {
 
-constexpr uint64_t kMinFreeBytes = 4ull << 30;  // fetched root blocks + headroom
-
 void print(std::ostream& out, const bake::Check& c) {
   out << (c.ok ? "✓ " : "✗ ") << c.name << ": " << c.detail << "\n";
   if (!c.ok && !c.fix.empty()) out << "    fix: " << c.fix << "\n";
@@ -100,7 +98,7 @@ bool check_ec2_host(const std::string& client_region, std::ostream& out) {
 
 int run_doctor(const aws::ClientSettings& settings, std::ostream& out) {
   bool ok = check_aws(settings, out);
-  for (const auto& c : bake::check_direct_method_host({}, kMinFreeBytes)) {
+  for (const auto& c : bake::check_direct_method_host({}, bake::kDirectMinFreeBytes)) {
     print(out, c);
     ok = ok && c.ok;
   }

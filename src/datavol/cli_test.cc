@@ -95,6 +95,36 @@ TEST(DatavolCli, ResolveNamesTheDeviceInAFakeTree) {
   (void)run_process({"rm", "-rf", dir});
 }
 
+// Defence in depth (issue 15): a config written by hand that mounts over the system is
+// refused with the "refused" code before any device is touched.
+TEST(DatavolCli, SystemMountPointsAreRefusedWithExitThreeAndNothingMounted) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a loop device";
+  auto dir = *make_temp_dir("datavol-cli");
+  std::string img = dir + "/blank.img";
+  ASSERT_TRUE(run_checked({"truncate", "-s", "64M", img}));
+  auto loop = run_checked({"losetup", "--find", "--show", img});
+  ASSERT_TRUE(loop) << loop.error().message;
+  std::string dev = loop->substr(0, loop->find('\n'));
+  for (const char* mount : {"/usr", "/etc", "/data/../etc", "/var", "/boot/efi"}) {
+    SCOPED_TRACE(mount);
+    ASSERT_TRUE(write_file_atomic(
+        dir + "/c.toml", "[[volume]]\ndevice = \"" + dev + "\"\nmount = \"" + mount + "\"\n"));
+    auto r = datavol({"--config", dir + "/c.toml", "--run-dir", dir + "/run", "--fstab",
+                      dir + "/fstab", "setup"});
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_NE(r.err.find(std::string("\"") + mount + "\""), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("mount"), std::string::npos) << r.err;
+  }
+  // Untouched: no signature written, not mounted, no fstab line.
+  auto probe = run_process({"blkid", "-p", dev});
+  ASSERT_TRUE(probe);
+  EXPECT_EQ(probe->out, "");
+  EXPECT_EQ(read_file("/proc/self/mountinfo")->find(dev + " "), std::string::npos);
+  EXPECT_FALSE(read_file(dir + "/fstab").has_value());
+  (void)run_process({"losetup", "-d", dev});
+  (void)run_process({"rm", "-rf", dir});
+}
+
 TEST(DatavolCli, BinaryIsStaticAndUnderThreeMiB) {
   if (!program_exists("file")) GTEST_SKIP() << "file(1) not installed";
   auto r = run_checked({"file", "-L", DATAVOL_BINARY});

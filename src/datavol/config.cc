@@ -131,8 +131,12 @@ Status validate(VolumeConfig& v, const toml::table& t, const std::string& where)
   if (v.filesystem != "xfs" && v.filesystem != "ext4") {
     return key_error(where, "filesystem", "\"" + v.filesystem + "\" is not \"xfs\" or \"ext4\"");
   }
-  if (v.mount.empty() || v.mount[0] != '/' || v.mount == "/") {
-    return key_error(where, "mount", "\"" + v.mount + "\" is not an absolute path below /");
+  if (auto m = check_mount_point(v.mount); !m) {
+    // A hand-written config that would mount over the system is refused like a disk
+    // with data on it: nothing is mounted, and the exit code says "refused".
+    Error e = key_error(where, "mount", m.error().message);
+    e.code = kExitRefused;
+    return e;
   }
   if (v.label.size() > label_limit(v.filesystem)) {
     return key_error(where, "label",
@@ -145,6 +149,42 @@ Status validate(VolumeConfig& v, const toml::table& t, const std::string& where)
 }
 
 }  // namespace
+
+Status check_mount_point(const std::string& path) {
+  auto refuse = [&](const std::string& why) {
+    return make_error("\"" + path + "\" " + why,
+                      "mount data volumes on a new directory such as /data or /var/lib/docker", 2);
+  };
+  if (path.empty() || path[0] != '/') return refuse("is not an absolute path");
+  if (path == "/") return refuse("is the root filesystem");
+  if (path.back() == '/') return refuse("ends in '/': write it without");
+  // Components are checked, not resolved: "/data/../etc" must not quietly become /etc.
+  std::vector<std::string> parts;
+  for (size_t i = 1; i <= path.size();) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    std::string c = path.substr(i, j - i);
+    if (c.empty()) return refuse("has an empty component ('//')");
+    if (c == "." || c == "..") return refuse("has a '" + c + "' component: write the plain path");
+    parts.push_back(c);
+    i = j + 1;
+  }
+  static const std::set<std::string> kSystem = {"bin",   "boot",  "dev",    "etc",  "lib",
+                                                "lib32", "lib64", "libx32", "proc", "root",
+                                                "run",   "sbin",  "sys",    "usr",  "var"};
+  // Directories the system owns whole: nothing may be mounted anywhere below them.
+  static const std::set<std::string> kSystemTree = {"bin",   "boot",  "dev",    "etc",  "lib",
+                                                    "lib32", "lib64", "libx32", "proc", "run",
+                                                    "sbin",  "sys",   "usr"};
+  const std::string& top = parts.front();
+  if (parts.size() == 1 && kSystem.count(top)) {
+    return refuse("is a system directory: mounting over it makes the instance unusable");
+  }
+  if (kSystemTree.count(top)) {
+    return refuse("is below /" + top + ", which belongs to the system");
+  }
+  return ok();
+}
 
 std::string render_config(const Config& config) {
   toml::array volumes;

@@ -13,6 +13,10 @@ namespace amibake::datavol {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/datavol/datavol.toml";
 
+// Exit code for "refused for safety" (also used when discovery refuses to guess, and for
+// a config whose mount point would cover a system directory).
+inline constexpr int kExitRefused = 3;
+
 // How a volume is found. Exactly one of the three is set.
 enum class FindBy { kDevice, kVolumeId, kInstanceStore };
 enum class InstanceStoreMode { kRaid0, kEach };
@@ -43,6 +47,16 @@ struct VolumeConfig {
 struct Config {
   std::vector<VolumeConfig> volumes;
 };
+
+// Checks that `path` is a mount point a data volume may take: absolute and normalised
+// (no "", ".", ".." or "//" components, no trailing "/"), not "/", and neither a system
+// directory (/bin, /boot, /dev, /etc, /lib, /lib32, /lib64, /libx32, /proc, /root, /run,
+// /sbin, /sys, /usr, /var) nor below one of those the system owns whole (/bin, /boot,
+// /dev, /etc, /lib*, /proc, /run, /sbin, /sys, /usr). Below /var (/var/lib/docker) and
+// below /root is allowed. The error's message says why, without the path's owner
+// context (callers prefix it); its code is 2.
+// One rule for the recipe (before a build) and datavol (at boot, defence in depth).
+Status check_mount_point(const std::string& path);
 
 // Parses TOML text. Errors name `origin` (a path) and the offending key, with a hint.
 Result<Config> parse_config(const std::string& text, const std::string& origin);

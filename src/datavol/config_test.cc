@@ -159,5 +159,28 @@ TEST(DatavolConfig, RenderedConfigParsesBackToTheSameVolumes) {
   EXPECT_EQ(y.required_by, (std::vector<std::string>{"docker", "containerd", "ecs"}));
 }
 
+TEST(MountPoint, SystemDirectoriesAndUnnormalisedPathsAreRefused) {
+  for (const char* bad :
+       {"",          "data",    "/",         "/usr",         "/var",       "/etc",
+        "/boot",     "/bin",    "/sbin",     "/lib",         "/lib64",     "/proc",
+        "/sys",      "/dev",    "/run",      "/root",        "/usr/local", "/etc/data",
+        "/boot/efi", "/proc/x", "/run/data", "/data/../etc", "/data/./x",  "//data",
+        "/data//x",  "/data/"}) {
+    EXPECT_FALSE(check_mount_point(bad)) << bad;
+  }
+  for (const char* good : {"/data", "/var/lib/docker", "/scratch/a", "/mnt/data", "/opt/x",
+                           "/root/data", "/tmp", "/home/batch", "/data.d"}) {
+    EXPECT_TRUE(check_mount_point(good)) << good;
+  }
+}
+
+TEST(MountPoint, ConfigWithASystemMountPointIsRefusedWithTheRefusedCode) {
+  auto c = parse_config("[[volume]]\ndevice = \"xvdb\"\nmount = \"/usr\"\n", "t");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, kExitRefused);
+  EXPECT_NE(c.error().message.find("\"/usr\" is a system directory"), std::string::npos)
+      << c.error().message;
+}
+
 }  // namespace
 }  // namespace amibake::datavol

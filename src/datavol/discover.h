@@ -13,9 +13,6 @@
 
 namespace amibake::datavol {
 
-// Exit code for "refused for safety" (also used when discovery refuses to guess).
-inline constexpr int kExitRefused = 3;
-
 // One block device seen on the host, with what identifies it.
 struct SeenDevice {
   std::string name;          // "nvme1n1", "xvdb"
