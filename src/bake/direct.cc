@@ -166,8 +166,14 @@ Result<json> step_fetch(StepContext& ctx) {
 Result<json> install_payload_held(StepContext& ctx, const std::string& disk) {
   PayloadSpec spec;
   spec.volumes.reserve(ctx.options.recipe.volumes.size());
-  for (const auto& v : ctx.options.recipe.volumes) spec.volumes.push_back(v.datavol);
+  for (const auto& v : ctx.options.recipe.volumes) {
+    spec.volumes.push_back({v.datavol, v.required_by_set, v.hide_existing});
+  }
   spec.datavol_binary = ctx.options.datavol_binary;
+  if (ctx.results.count("resolve")) {
+    const json& base = ctx.results["resolve"];
+    spec.image_name = base.value("base_image", "") + " (" + base.value("base_name", "") + ")";
+  }
   // The image is mounted for the length of the install: hold Ctrl-C/SIGTERM until it is
   // unmounted and detached, so even a second Ctrl-C (which exits at once) cannot leave a
   // mount or loop device behind. Pending signals are delivered right after.

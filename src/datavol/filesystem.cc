@@ -53,12 +53,10 @@ bool is_digits(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
-// Looks `name` (or a number) up in a passwd/group style file; `id_field` is 2 for both.
-Result<unsigned> lookup_id(const std::string& file, const std::string& name, const char* what) {
+// The id field (3rd) of `name`'s line in passwd/group text, or the number `name` itself.
+std::optional<unsigned> find_id(const std::string& text, const std::string& name) {
   if (is_digits(name)) return static_cast<unsigned>(std::strtoul(name.c_str(), nullptr, 10));
-  auto text = read_file(file);
-  if (!text) return text.error();
-  std::istringstream lines(*text);
+  std::istringstream lines(text);
   std::string line;
   while (std::getline(lines, line)) {
     std::vector<std::string> f;
@@ -69,6 +67,31 @@ Result<unsigned> lookup_id(const std::string& file, const std::string& name, con
       return static_cast<unsigned>(std::strtoul(f[2].c_str(), nullptr, 10));
     }
   }
+  return std::nullopt;
+}
+
+// The primary group (4th field) of `user`'s passwd line; the last matching line wins.
+std::optional<gid_t> find_primary_gid(const std::string& passwd_text, const std::string& user) {
+  std::istringstream lines(passwd_text);
+  std::string line;
+  std::optional<gid_t> gid;
+  while (std::getline(lines, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    std::string part;
+    while (std::getline(ss, part, ':')) f.push_back(part);
+    if (f.size() > 3 && f[0] == user && is_digits(f[3]))
+      gid = static_cast<gid_t>(std::strtoul(f[3].c_str(), nullptr, 10));
+  }
+  return gid;
+}
+
+// Looks `name` (or a number) up in a passwd/group style file; `id_field` is 2 for both.
+Result<unsigned> lookup_id(const std::string& file, const std::string& name, const char* what) {
+  if (is_digits(name)) return static_cast<unsigned>(std::strtoul(name.c_str(), nullptr, 10));
+  auto text = read_file(file);
+  if (!text) return text.error();
+  if (auto id = find_id(*text, name)) return *id;
   return make_error(std::string(what) + " \"" + name + "\": not in " + file,
                     "create the " + std::string(what) + " in the image or use a numeric id");
 }
@@ -250,19 +273,35 @@ Result<std::pair<uid_t, gid_t>> resolve_owner(const std::string& owner, const st
   } else {
     // The user's primary group: field 4 of its passwd line.
     AMIBAKE_ASSIGN(std::string text, read_file(passwd));
-    std::istringstream lines(text);
-    std::string line;
-    gid = uid;
-    while (std::getline(lines, line)) {
-      std::vector<std::string> f;
-      std::stringstream ss(line);
-      std::string part;
-      while (std::getline(ss, part, ':')) f.push_back(part);
-      if (f.size() > 3 && f[0] == user && is_digits(f[3]))
-        gid = std::strtoul(f[3].c_str(), nullptr, 10);
-    }
+    gid = find_primary_gid(text, user).value_or(uid);
   }
   return std::make_pair(static_cast<uid_t>(uid), gid);
+}
+
+Result<std::pair<uid_t, gid_t>> resolve_owner_text(const std::string& owner,
+                                                   const std::string& passwd_text,
+                                                   const std::string& group_text,
+                                                   const std::string& passwd_origin,
+                                                   const std::string& group_origin) {
+  size_t colon = owner.find(':');
+  std::string user = owner.substr(0, colon);
+  auto uid = find_id(passwd_text, user);
+  if (!uid) {
+    return make_error("no such user in " + passwd_origin,
+                      "create the user in the image or give a numeric uid:gid");
+  }
+  gid_t gid = *uid;
+  if (colon != std::string::npos) {
+    auto g = find_id(group_text, owner.substr(colon + 1));
+    if (!g) {
+      return make_error("no such group in " + group_origin,
+                        "create the group in the image or give a numeric gid");
+    }
+    gid = *g;
+  } else if (!is_digits(user)) {
+    gid = find_primary_gid(passwd_text, user).value_or(*uid);
+  }
+  return std::make_pair(static_cast<uid_t>(*uid), gid);
 }
 
 Result<bool> apply_owner_mode(const std::string& mount_point, const std::string& owner,

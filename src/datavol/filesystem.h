@@ -79,6 +79,16 @@ Result<FstabChange> update_fstab(const std::string& path, const std::string& mou
 Result<std::pair<uid_t, gid_t>> resolve_owner(const std::string& owner, const std::string& passwd,
                                               const std::string& group);
 
+// resolve_owner on the text of a passwd and a group file (the bake reads them from an
+// image without following links out of it). A name that is not there fails with
+// "no such user in <passwd_origin>" or "no such group in <group_origin>"; numbers are
+// taken as given. `group_text` is read only for "user:group".
+Result<std::pair<uid_t, gid_t>> resolve_owner_text(const std::string& owner,
+                                                   const std::string& passwd_text,
+                                                   const std::string& group_text,
+                                                   const std::string& passwd_origin,
+                                                   const std::string& group_origin);
+
 // chown/chmod the mount point root when configured and different. Returns true if it changed.
 Result<bool> apply_owner_mode(const std::string& mount_point, const std::string& owner,
                               std::optional<mode_t> mode, const std::string& passwd,

@@ -154,6 +154,25 @@ TEST(DatavolOwner, ResolvesNamesThroughFilesNotNss) {
   (void)!system(("rm -rf '" + *dir + "'").c_str());
 }
 
+TEST(DatavolOwner, ResolvesFromFileTextAndNamesTheOriginWhenMissing) {
+  const std::string passwd =
+      "root:x:0:0::/root:/bin/sh\nec2-user:x:1000:1001::/home/ec2-user:/bin/bash\n";
+  const std::string group = "root:x:0:\ndocker:x:994:ec2-user\n";
+  auto owner = [&](const std::string& o) {
+    return resolve_owner_text(o, passwd, group, "img's /etc/passwd", "img's /etc/group");
+  };
+  EXPECT_EQ(*owner("ec2-user:docker"), std::make_pair(uid_t(1000), gid_t(994)));
+  EXPECT_EQ(*owner("ec2-user"), std::make_pair(uid_t(1000), gid_t(1001)));
+  EXPECT_EQ(*owner("5:6"), std::make_pair(uid_t(5), gid_t(6)));
+  EXPECT_EQ(*owner("7"), std::make_pair(uid_t(7), gid_t(7)));
+  auto user = owner("nobody-here");
+  ASSERT_FALSE(user);
+  EXPECT_EQ(user.error().message, "no such user in img's /etc/passwd");
+  auto grp = owner("ec2-user:wheel");
+  ASSERT_FALSE(grp);
+  EXPECT_EQ(grp.error().message, "no such group in img's /etc/group");
+}
+
 TEST(DatavolStatus, JsonHasEveryField) {
   VolumeReport r;
   r.volume = "device xvdb";
