@@ -299,101 +299,6 @@ Result<json> step_verify(StepContext& ctx) {
 
 }  // namespace
 
-// ---- two builds of one recipe at once ----
-namespace {
-// A twin's completed root snapshot counts as a claim this long after it started: its AMI
-// follows within seconds of completion. An older one is a leftover of a failed build.
-constexpr auto kTwinClaimAge = std::chrono::hours(3);
-// Once a twin's root snapshot is completed, its AMI must appear within this long, or the
-// twin is taken to have stopped (and this build bakes after all).
-constexpr auto kTwinRegisterGrace = std::chrono::minutes(5);
-
-bool recent(const std::string& iso_time) {
-  aws::SystemTime t;
-  if (!aws::parse_iso8601(iso_time, &t)) return true;  // unreadable: count it, the wait is bounded
-  return std::chrono::system_clock::now() - t < kTwinClaimAge;
-}
-}  // namespace
-
-Result<std::string> find_twin(StepContext& ctx, bool claimed) {
-  const std::string base = ctx.results["resolve"]["base_image"];
-  std::vector<aws::Filter> same = {
-      {"tag:" + std::string(kTagBaseImage), {base}},
-      {"tag:" + std::string(kTagRecipeHash), {ctx.options.recipe_hash}}};
-  aws::ec2::DescribeImagesRequest images;
-  images.owners = {"self"};
-  images.filters = same;
-  images.filters.push_back({"state", {"pending", "available"}});
-  AMIBAKE_ASSIGN(auto found, aws::ec2::describe_images(ctx.client, images));
-  for (const auto& i : found) {
-    std::string other = aws::ec2::find_tag(i.tags, kTagBuildId);
-    if (!other.empty() && other != ctx.build_id) return other;
-  }
-  aws::ec2::DescribeSnapshotsRequest snaps;
-  snaps.owner_ids = {"self"};
-  snaps.filters = same;
-  snaps.filters.push_back({"tag:" + std::string(kTagRole), {"root-snapshot"}});
-  snaps.filters.push_back({"status", {"pending", "completed"}});
-  AMIBAKE_ASSIGN(auto claims, aws::ec2::describe_snapshots(ctx.client, snaps));
-  // The first claim wins: ordered by the snapshot's start time as AWS records it (every
-  // build sees the same order), then by build id. A claim of our own that the listing
-  // does not show yet (eventual consistency) counts as the newest.
-  std::pair<std::string, std::string> first;  // (start time, build id)
-  for (const auto& s : claims) {
-    std::string other = aws::ec2::find_tag(s.tags, kTagBuildId);
-    if (other.empty() || (other == ctx.build_id && !claimed)) continue;
-    if (s.state == "completed" && other != ctx.build_id && !recent(s.start_time)) continue;
-    std::pair<std::string, std::string> key = {s.start_time, other};
-    if (first.second.empty() || key < first) first = key;
-  }
-  return first.second == ctx.build_id ? std::string() : first.second;
-}
-
-Result<std::string> wait_for_twin(StepContext& ctx, const std::string& twin) {
-  ctx.events.info("build " + twin + " is baking the same base and recipe; waiting for its AMI " +
-                  "instead of baking it twice");
-  aws::WaitOptions w = ctx.wait_options("build " + twin, std::chrono::minutes(60));
-  auto deadline = std::chrono::steady_clock::now() + w.timeout;
-  std::optional<std::chrono::steady_clock::time_point> completed_at;
-  auto stopped = [&](const std::string& why) -> Result<std::string> {
-    ctx.events.info("build " + twin + " " + why + "; baking here after all");
-    return std::string();
-  };
-  while (std::chrono::steady_clock::now() < deadline) {
-    AMIBAKE_TRY(ctx.check_interrupt());
-    aws::ec2::DescribeImagesRequest d;
-    d.owners = {"self"};
-    d.filters = {{"tag:" + std::string(kTagBuildId), {twin}}};
-    AMIBAKE_ASSIGN(auto images, aws::ec2::describe_images(ctx.client, d));
-    for (const auto& i : images) {
-      if (i.state == "available") return i.image_id;
-      if (i.state != "pending") return stopped("ended with its AMI " + i.image_id + " " + i.state);
-    }
-    if (images.empty()) {
-      // No AMI yet: the twin must still hold its root snapshot, or it stopped.
-      aws::ec2::DescribeSnapshotsRequest s;
-      s.owner_ids = {"self"};
-      s.filters = {{"tag:" + std::string(kTagBuildId), {twin}},
-                   {"tag:" + std::string(kTagRole), {"root-snapshot"}}};
-      AMIBAKE_ASSIGN(auto snaps, aws::ec2::describe_snapshots(ctx.client, s));
-      bool pending = false, completed = false;
-      for (const auto& sn : snaps) {
-        pending = pending || sn.state == "pending";
-        completed = completed || sn.state == "completed";
-      }
-      if (!pending && !completed) return stopped("stopped without an AMI");
-      if (completed && !pending) {
-        if (!completed_at) completed_at = std::chrono::steady_clock::now();
-        if (std::chrono::steady_clock::now() - *completed_at > kTwinRegisterGrace) {
-          return stopped("registered no AMI within 5 minutes of its snapshot");
-        }
-      }
-    }
-    w.sleep(w.interval);
-  }
-  return stopped("did not finish within " + std::to_string(w.timeout.count()) + " minutes");
-}
-
 namespace {
 
 using StepFn = Result<json> (*)(StepContext&);
@@ -592,6 +497,13 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
     seconds[step.name] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!r) {
       Error e = r.error().wrap("build " + ctx.build_id + ": " + step.name);
+      // A refusal of a fresh build (the recipe does not fit this base, image or host) is
+      // final: resuming cannot help. A resumed build's refusal (another host, say) is not
+      // a reason to remove what the build made.
+      bool refused = e.code == 2 && options.resume_id.empty();
+      // A build that stops, to be resumed or cleaned up later, releases its claim on the
+      // recipe so a twin waiting for it bakes now (twin.cc).
+      if (e.code != 130 && !refused) release_claims(ctx);
       if (e.code == 130) {
         events.step("interrupted", "removing what build " + ctx.build_id + " made");
         (void)journal.interrupted();
@@ -601,9 +513,8 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
         } else {
           e.hint = "nothing was left behind";
         }
-      } else if (e.code == 2) {
-        // Refused: the recipe does not fit this base, image or host. Resuming cannot help,
-        // so what the build made goes now, and the hint says whether anything is left.
+      } else if (refused) {
+        // What the build made goes now, and the hint says whether anything is left.
         std::string left;
         if (!journal.state().live_resources().empty()) {
           events.step("refused", "removing what build " + ctx.build_id + " made");

@@ -28,6 +28,8 @@ inline constexpr const char* kTagTemporary = "amibake:temporary";  // "true" | "
 inline constexpr const char* kTagBaseImage = "amibake:base-image";
 inline constexpr const char* kTagRecipeHash = "amibake:recipe-hash";
 inline constexpr const char* kTagCopyOf = "amibake:copy-of";  // on the account's copy of a base
+// On a root snapshot: when its build last said it is alive, or "stopped" (twin.cc).
+inline constexpr const char* kTagClaimAlive = "amibake:claim-alive";
 
 struct BuildOptions {
   Recipe recipe;

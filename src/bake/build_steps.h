@@ -4,8 +4,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -81,18 +84,36 @@ std::vector<aws::Tag> root_snapshot_tags(const StepContext& ctx);
 // or failed snapshot) and journals that; returns whether it did.
 Result<bool> remove_if_failed(StepContext& ctx, const std::string& id);
 
-// Two builds of one base and recipe at once (two CI jobs) must not both bake it. A build
-// claims the recipe by starting its root snapshot (tagged with base and recipe); then
-// find_twin looks for other builds' claims. Returns the build id to wait for, or "" to go
-// on: an AMI of another build (pending or available) always wins; among root snapshots
-// (pending, or completed within the last hours) the oldest build id wins. With `claimed`
-// false (nothing started yet), any other build's claim is one to wait for.
+// Two builds of one base and recipe at once (twin.cc). The root snapshot is the claim:
+// find_twin returns the build id to wait for, or "" to go on. An AMI of another build
+// (pending or available) always wins; among live claims (root snapshots whose
+// amibake:claim-alive heartbeat is fresh) the first by AWS's start time wins. With
+// `claimed` false (nothing started yet), any other build's live claim is one to wait for.
 Result<std::string> find_twin(StepContext& ctx, bool claimed);
 // Waits, bounded, for `twin`'s AMI and returns its id; returns "" when the twin stopped
-// without one (its snapshot gone or failed, no AMI minutes after its snapshot completed),
-// so this build bakes after all. The caller, holding a claim, deletes it only once it has
-// the AMI.
+// without one (its claim released, gone or stale), so this build bakes after all. A
+// caller holding a claim deletes it only once it has the AMI.
 Result<std::string> wait_for_twin(StepContext& ctx, const std::string& twin);
+// The value of a fresh amibake:claim-alive tag (now, ISO 8601).
+std::string claim_alive_now();
+// Keeps this build's claim alive while it lives: retags `snapshot` with
+// amibake:claim-alive every 30 s from a thread of its own.
+class ClaimHeartbeat {
+ public:
+  ClaimHeartbeat(StepContext& ctx, std::string snapshot);
+  ~ClaimHeartbeat();
+  ClaimHeartbeat(const ClaimHeartbeat&) = delete;
+  ClaimHeartbeat& operator=(const ClaimHeartbeat&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+// Marks this build's claims "stopped" (a failed build that may be resumed later), so a
+// twin waiting on it bakes at once instead of waiting for the claim to go stale.
+void release_claims(StepContext& ctx);
 // The step result that ends a build with `ami` (the driver then removes what else this
 // build made): {"reuse_image": ami, "yielded_to": twin}.
 inline nlohmann::json yielded(const std::string& ami, const std::string& twin) {

@@ -398,6 +398,7 @@ Result<json> step_snapshot(StepContext& ctx) {
       }
     }
   }
+  ClaimHeartbeat heartbeat(ctx, snap);  // a twin build sees this one is alive
   AMIBAKE_TRY(ctx.check_interrupt());
   auto t0 = Clock::now();
   aws::WaitOptions w = ctx.wait_options(snap, std::chrono::minutes(120));

@@ -62,9 +62,9 @@ struct Recipe {
 };
 
 // How many tags amibake puts on the AMI and on its root snapshot besides the recipe's
-// (amibake:build-id, role, temporary, base-image, recipe-hash): the recipe's own must fit
-// in EC2's 50 per resource beside them.
-inline constexpr size_t kAmibakeTagsPerResource = 5;
+// (amibake:build-id, role, temporary, base-image, recipe-hash; the snapshot also
+// claim-alive): the recipe's own must fit in EC2's 50 per resource beside them.
+inline constexpr size_t kAmibakeTagsPerResource = 6;
 
 // Every problem found in a recipe, each "r.toml:12: volume[0].mount: what is wrong".
 struct RecipeProblems {
