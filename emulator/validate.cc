@@ -23,6 +23,7 @@
 #include "emulator/validate.h"
 
 #include <algorithm>
+#include <cctype>
 #include <iterator>
 #include <regex>
 
