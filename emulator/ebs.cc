@@ -15,6 +15,7 @@
 #include "aws/sigv4.h"
 #include "emulator/blockstore.h"
 #include "emulator/service.h"
+#include "emulator/validate.h"
 
 namespace amibake::emu {
 namespace {
@@ -101,6 +102,24 @@ Reply start_snapshot(Context& ctx, const Call& call) {
     return validation(call, "Timeout must be between 10 and 4320 minutes", "INVALID_PARAMETER_VALUE");
   }
   if (size > 65536) return validation(call, "VolumeSize is above 64 TiB", "INVALID_VOLUME_SIZE");
+  if (auto bad = check_description(j.value("Description", ""))) return refuse(call, *bad);
+  std::string kms_key_arn = j.value("KmsKeyArn", "");
+  if (j.contains("KmsKeyArn")) {
+    if (auto bad = check_kms_key(kms_key_arn, KmsKeyForm::kKeyArn)) return refuse(call, *bad);
+  }
+  TagList tags;
+  if (j.contains("Tags")) {
+    if (!j["Tags"].is_array()) return validation(call, "Tags must be a list", "INVALID_TAG");
+    for (const auto& t : j["Tags"]) {
+      if (!t.is_object()) return validation(call, "Each tag must be an object", "INVALID_TAG");
+      auto text = [&t](const char* member) {
+        auto it = t.find(member);
+        return it != t.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      tags.emplace_back(text("Key"), text("Value"));
+    }
+  }
+  if (auto bad = check_tags({}, tags, kEbsTagRules)) return refuse(call, *bad);
   std::lock_guard<std::mutex> lock(ctx.mu());
   Snapshot s;
   if (!token.empty()) {
@@ -128,16 +147,14 @@ Reply start_snapshot(Context& ctx, const Call& call) {
     s.volume_size = static_cast<int>(size);
     s.description = j.value("Description", "");
     s.encrypted = parent ? parent->encrypted : encrypted;
-    s.kms_key_id = parent ? parent->kms_key_id : j.value("KmsKeyArn", "");
+    s.kms_key_id = parent ? parent->kms_key_id : kms_key_arn;
     s.client_token = token;
     s.direct = true;
     s.parent_id = parent_id;
     s.start_time = ctx.now();
     s.timeout_at = ctx.options().speed > 0 ? ctx.after(static_cast<double>(timeout) * 60) : 0;
     s.file = s.id + ".img";
-    if (j.contains("Tags") && j["Tags"].is_array()) {
-      for (const auto& t : j["Tags"]) s.tags[t.value("Key", "")] = t.value("Value", "");
-    }
+    for (const auto& [key, value] : tags) s.tags[key] = value;
     Status made = parent ? blocks::copy_sparse(ctx.snapshot_path(*parent), ctx.snapshot_path(s), size * kGiB)
                          : blocks::create_sparse(ctx.snapshot_path(s), size * kGiB);
     if (!made) return error_reply(call, 500, "InternalServerException", made.error().message);

@@ -227,5 +227,94 @@ TEST(EbsDirect, PendingSnapshotSurvivesRestart) {
   EXPECT_EQ(get(emu, snap, 3).body, block_of('a'));
 }
 
+// ---- AWS's validation of StartSnapshot (rules in validate.cc) ----------------
+
+// Starts a 1 GiB snapshot with `extra` body members; returns the response.
+Response start_with(TestEmu& emu, const nlohmann::json& extra) {
+  nlohmann::json body = {{"VolumeSize", 1}, {"Timeout", 60}};
+  body.update(extra);
+  return emu.ebs("POST", "/snapshots", body.dump());
+}
+
+nlohmann::json tags_of(int n) {
+  nlohmann::json tags = nlohmann::json::array();
+  for (int i = 0; i < n; ++i) tags.push_back({{"Key", "k" + std::to_string(i)}, {"Value", "v"}});
+  return tags;
+}
+
+std::string reason_of(const Response& r) {
+  auto j = r.json();
+  return j.is_object() ? j.value("Reason", "") : "";
+}
+
+TEST(EbsValidation, StartSnapshotAcceptsAmibakeStyleTags) {
+  TestEmu emu(instant());
+  Response r = start_with(emu, {{"Tags",
+                                 {{{"Key", "amibake:build-id"}, {"Value", "b-1"}},
+                                  {{"Key", "amibake:temporary"}, {"Value", "true"}}}},
+                                {"Description", "amibake root for worker"}});
+  EXPECT_EQ(r.status, 201) << r.body;
+}
+
+TEST(EbsValidation, StartSnapshotRejectsMoreThan50Tags) {
+  TestEmu emu(instant());
+  Response r = start_with(emu, {{"Tags", tags_of(51)}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.error_code(), "ValidationException");
+  EXPECT_EQ(reason_of(r), "INVALID_TAG");
+}
+
+TEST(EbsValidation, StartSnapshotRejectsTagKeyLongerThan127) {
+  TestEmu emu(instant());
+  Response r = start_with(emu, {{"Tags", {{{"Key", std::string(128, 'k')}, {"Value", "v"}}}}});
+  EXPECT_EQ(r.error_code(), "ValidationException");
+  EXPECT_EQ(reason_of(r), "INVALID_TAG");
+  EXPECT_NE(r.json().value("Message", "").find("less than or equal to 127"), std::string::npos)
+      << r.body;
+}
+
+TEST(EbsValidation, StartSnapshotRejectsTagValueLongerThan255) {
+  TestEmu emu(instant());
+  Response r = start_with(emu, {{"Tags", {{{"Key", "k"}, {"Value", std::string(256, 'v')}}}}});
+  EXPECT_EQ(r.error_code(), "ValidationException");
+  EXPECT_EQ(reason_of(r), "INVALID_TAG");
+}
+
+TEST(EbsValidation, StartSnapshotRejectsAwsPrefixedTagKey) {
+  TestEmu emu(instant());
+  Response r = start_with(emu, {{"Tags", {{{"Key", "aws:x"}, {"Value", "v"}}}}});
+  EXPECT_EQ(r.error_code(), "ValidationException");
+  EXPECT_EQ(reason_of(r), "INVALID_TAG");
+}
+
+TEST(EbsValidation, StartSnapshotRejectsKmsKeyArnThatIsNotAKeyArn) {
+  TestEmu emu(instant());
+  Response r = start_with(emu, {{"Encrypted", true}, {"KmsKeyArn", "alias/aws/ebs"}});
+  EXPECT_EQ(r.error_code(), "ValidationException");
+  EXPECT_EQ(reason_of(r), "INVALID_CUSTOMER_KEY");
+}
+
+TEST(EbsValidation, StartSnapshotAcceptsAKeyArn) {
+  TestEmu emu(instant());
+  Response r = start_with(
+      emu, {{"Encrypted", true},
+            {"KmsKeyArn",
+             "arn:aws:kms:us-east-1:123456789012:key/0b0b0b0b-1111-2222-3333-444444444444"}});
+  EXPECT_EQ(r.status, 201) << r.body;
+}
+
+TEST(EbsValidation, StartSnapshotRejectsDescriptionLongerThan255) {
+  TestEmu emu(instant());
+  Response r = start_with(emu, {{"Description", std::string(256, 'd')}});
+  EXPECT_EQ(r.error_code(), "ValidationException");
+  EXPECT_EQ(reason_of(r), "INVALID_PARAMETER_VALUE");
+}
+
+TEST(EbsValidation, RejectedStartSnapshotCreatesNoSnapshot) {
+  TestEmu emu(instant());
+  ASSERT_EQ(start_with(emu, {{"Tags", tags_of(51)}}).status, 400);
+  EXPECT_EQ(emu.ec2("DescribeSnapshots", {{"Owner.1", "self"}}).xml("snapshotSet"), "");
+}
+
 }  // namespace
 }  // namespace amibake::emu

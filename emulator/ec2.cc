@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "emulator/ec2_internal.h"
+#include "emulator/validate.h"
 
 namespace amibake::emu {
 
@@ -91,20 +92,30 @@ Reply change_tags(Context& ctx, const Call& call, bool create) {
       return error_reply(call, 403, "UnauthorizedOperation", "You are not authorized to tag " + id);
     }
   }
+  TagList adding;
+  for (const auto& t : tags) {
+    adding.emplace_back(t.count("Key") ? t.at("Key") : "", t.count("Value") ? t.at("Value") : "");
+  }
+  if (create) {
+    // Every resource is checked before any is changed, counting the tags it already has.
+    for (const auto& id : ids) {
+      std::string type;
+      bool owned = false;
+      Tags* target = resource_tags(ctx, id, &type, &owned);
+      if (auto bad = check_tags(*target, adding, kEc2TagRules)) return refuse(call, *bad);
+    }
+  }
   for (const auto& id : ids) {
     std::string type;
     bool owned = false;
     Tags* target = resource_tags(ctx, id, &type, &owned);
-    for (const auto& t : tags) {
-      std::string key = t.count("Key") ? t.at("Key") : "";
-      std::string value = t.count("Value") ? t.at("Value") : "";
+    for (size_t i = 0; i < tags.size(); ++i) {
+      const auto& [key, value] = adding[i];
       if (create) {
-        if (key.empty() || key.size() > 128 || value.size() > 256 || key.rfind("aws:", 0) == 0) {
-          return error_reply(call, 400, "InvalidParameterValue", "Tag key '" + key + "' is invalid");
-        }
         (*target)[key] = value;
-      } else if (!t.count("Value") || (*target)[key] == value) {
-        target->erase(key);
+      } else if (auto it = target->find(key);
+                 it != target->end() && (!tags[i].count("Value") || it->second == value)) {
+        target->erase(it);
       }
     }
   }

@@ -5,14 +5,16 @@
 // back, because amibake's publish step verifies the registered image field by field.
 // Validation follows what EC2 refuses (unknown architecture or boot mode, iops on a
 // volume type without iops, volume smaller than its snapshot, a KMS key without
-// encryption, duplicate names) with EC2's error codes.
+// encryption) with EC2's error codes; the rules AWS states for names, descriptions,
+// device names, sizes, KMS key ids and tags live in validate.cc, shared with the other
+// handlers.
 #include <algorithm>
-#include <regex>
 #include <set>
 
 #include "base/log.h"
 #include "emulator/blockstore.h"
 #include "emulator/ec2_internal.h"
+#include "emulator/validate.h"
 
 namespace amibake::emu {
 namespace {
@@ -154,8 +156,11 @@ const std::set<std::string> kArchitectures = {"i386", "x86_64", "arm64", "x86_64
 const std::set<std::string> kBootModes = {"legacy-bios", "uefi", "uefi-preferred"};
 const std::set<std::string> kVolumeTypes = {"standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"};
 
-// Parses BlockDeviceMapping.N; returns an error reply when a mapping is invalid.
-std::optional<Reply> parse_mappings(Context& ctx, const Call& call, std::vector<Mapping>* out) {
+// Parses BlockDeviceMapping.N; returns an error reply when a mapping is invalid. Device
+// names are checked for `virtualization_type`.
+std::optional<Reply> parse_mappings(Context& ctx, const Call& call,
+                                    const std::string& virtualization_type,
+                                    std::vector<Mapping>* out) {
   std::set<std::string> devices;
   for (const auto& item : query_structs(call.params, "BlockDeviceMapping")) {
     Mapping m;
@@ -167,12 +172,16 @@ std::optional<Reply> parse_mappings(Context& ctx, const Call& call, std::vector<
     m.virtual_name = get("VirtualName");
     m.no_device = item.count("NoDevice") > 0;
     if (m.device_name.empty()) {
-      return error_reply(call, 400, "InvalidBlockDeviceMapping",
-                         "The device name must be specified for every block device mapping");
+      return error_reply(call, 400, "InvalidBlockDeviceMapping", "Missing device name");
+    }
+    if (auto bad = check_device_name(m.device_name, virtualization_type)) {
+      return refuse(call, *bad, Where::kMapping);
     }
     if (!devices.insert(m.device_name).second) {
-      return error_reply(call, 400, "InvalidBlockDeviceMapping",
-                         "The device '" + m.device_name + "' is used in more than one mapping");
+      return refuse(call,
+                    {Refusal::kDeviceNameDuplicate,
+                     "The device '" + m.device_name + "' is used in more than one mapping"},
+                    Where::kMapping);
     }
     for (const auto& [k, v] : item) {
       if (k.rfind("Ebs.", 0) == 0) m.has_ebs = true;
@@ -199,9 +208,9 @@ std::optional<Reply> parse_mappings(Context& ctx, const Call& call, std::vector<
         return bad;
       }
       if (m.snapshot_id.empty() && m.volume_size == 0) {
-        return error_reply(call, 400, "InvalidBlockDeviceMapping",
-                           "The mapping of " + m.device_name +
-                               " needs a snapshot id or a volume size");
+        return error_reply(
+            call, 400, "InvalidBlockDeviceMapping",
+            "Either snapshot ID or volume size must be provided for: " + m.device_name);
       }
     }
     out->push_back(std::move(m));
@@ -221,13 +230,9 @@ Reply register_image(Context& ctx, const Call& call) {
   img.root_device_name = call.param("RootDeviceName");
   if (!call.param("VirtualizationType").empty()) img.virtualization_type = call.param("VirtualizationType");
   if (!call.param("EnaSupport").empty()) img.ena_support = call.param("EnaSupport") == "true";
-  static const std::regex kName(R"([a-zA-Z0-9()\[\] ./'@_-]{3,128})");
   if (img.name.empty()) return error_reply(call, 400, "MissingParameter", "The request must contain the parameter name");
-  if (!std::regex_match(img.name, kName)) {
-    return error_reply(call, 400, "InvalidAMIName.Malformed",
-                       "AMI names must be between 3 and 128 characters long, and may contain "
-                       "letters, numbers, '(', ')', '.', '-', '/' and '_'");
-  }
+  if (auto bad = check_image_name(img.name)) return refuse(call, *bad);
+  if (auto bad = check_description(img.description)) return refuse(call, *bad);
   if (!kArchitectures.count(img.architecture)) {
     return error_reply(call, 400, "InvalidParameterValue",
                        "Value (" + img.architecture + ") for parameter architecture is invalid.");
@@ -256,36 +261,47 @@ Reply register_image(Context& ctx, const Call& call) {
     return error_reply(call, 400, "InvalidParameterValue",
                        "Value (" + img.virtualization_type + ") for parameter virtualizationType is invalid.");
   }
+  img.tags = tag_specifications(call, "image");
+  if (auto bad = check_tags({}, img.tags, kEc2TagRules)) return refuse(call, *bad);
   std::lock_guard<std::mutex> lock(ctx.mu());
-  if (auto bad = parse_mappings(ctx, call, &img.mappings)) return *bad;
+  if (auto bad = parse_mappings(ctx, call, img.virtualization_type, &img.mappings)) return *bad;
   if (img.root_device_name.empty()) {
     return error_reply(call, 400, "InvalidParameterValue",
                        "The request must contain the parameter rootDeviceName");
   }
   auto root = std::find_if(img.mappings.begin(), img.mappings.end(),
                            [&](const Mapping& m) { return m.device_name == img.root_device_name; });
-  if (root == img.mappings.end() || root->snapshot_id.empty()) {
-    return error_reply(call, 400, "InvalidBlockDeviceMapping",
-                       "The root device " + img.root_device_name +
-                           " needs a block device mapping with a snapshot id");
+  if (root == img.mappings.end()) {
+    return refuse(call,
+                  {Refusal::kRootDeviceNotMapped, "The root device name " + img.root_device_name +
+                                                      " is not among the block device mappings"});
   }
-  for (const auto& [id, other] : ctx.world().images) {
-    if (other.owner_id == kAccountId && other.name == img.name) {
-      return error_reply(call, 400, "InvalidAMIName.Duplicate",
-                         "AMI name " + img.name + " is already in use by AMI " + id);
+  if (root->snapshot_id.empty()) {
+    return refuse(call, {Refusal::kRootDeviceNotMapped,
+                         "The root device " + img.root_device_name +
+                             " needs a block device mapping with a snapshot id"});
+  }
+  if (auto bad = check_image_name_free(ctx.world(), kAccountId, img.name)) {
+    return refuse(call, *bad);
+  }
+  // TagSpecification with ResourceType=snapshot tags the mapped snapshots the caller owns;
+  // each must stay within the tag limit with the tags it already has.
+  Tags snapshot_tags = tag_specifications(call, "snapshot");
+  std::vector<Snapshot*> owned_snapshots;
+  for (const auto& m : img.mappings) {
+    auto it = ctx.world().snapshots.find(m.snapshot_id);
+    if (it == ctx.world().snapshots.end() || it->second.owner_id != kAccountId) continue;
+    if (auto bad = check_tags(it->second.tags, snapshot_tags, kEc2TagRules)) {
+      return refuse(call, *bad);
     }
+    owned_snapshots.push_back(&it->second);
   }
   img.id = ctx.new_id("ami");
   img.owner_id = kAccountId;
   img.creation_time = ctx.now();
   img.ready_at = ctx.after(5);
-  img.tags = tag_specifications(call, "image");
-  // TagSpecification with ResourceType=snapshot tags the mapped snapshots the caller owns.
-  for (const auto& [k, v] : tag_specifications(call, "snapshot")) {
-    for (const auto& m : img.mappings) {
-      auto it = ctx.world().snapshots.find(m.snapshot_id);
-      if (it != ctx.world().snapshots.end() && it->second.owner_id == kAccountId) it->second.tags[k] = v;
-    }
+  for (Snapshot* snap : owned_snapshots) {
+    for (const auto& [k, v] : snapshot_tags) snap->tags[k] = v;
   }
   ctx.world().images[img.id] = img;
   ctx.maybe_hide(call.action, img.id);
@@ -328,6 +344,16 @@ Reply copy_image(Context& ctx, const Call& call) {
   std::string token = call.param("ClientToken");
   if (source_id.empty()) return error_reply(call, 400, "MissingParameter", "The request must contain the parameter SourceImageId");
   if (name.empty()) return error_reply(call, 400, "MissingParameter", "The request must contain the parameter Name");
+  if (auto bad = check_image_name(name)) return refuse(call, *bad);
+  if (auto bad = check_description(call.param("Description"))) return refuse(call, *bad);
+  if (!call.param("KmsKeyId").empty()) {
+    if (auto bad = check_kms_key(call.param("KmsKeyId"), KmsKeyForm::kAnyIdentifier)) {
+      return refuse(call, *bad);
+    }
+  }
+  Tags image_spec_tags = tag_specifications(call, "image");
+  Tags snapshot_tags = tag_specifications(call, "snapshot");
+  if (auto bad = check_tags({}, snapshot_tags, kEc2TagRules)) return refuse(call, *bad);
   if (call.param("SourceRegion").empty()) {
     return error_reply(call, 400, "MissingParameter", "The request must contain the parameter SourceRegion");
   }
@@ -348,6 +374,10 @@ Reply copy_image(Context& ctx, const Call& call) {
   if (it->second.state != "available") {
     return error_reply(call, 400, "IncorrectState", "Image " + source_id + " is not in the available state");
   }
+  Tags tags = call.param("CopyImageTags") == "true" ? it->second.tags : Tags{};
+  if (auto bad = check_tags(tags, image_spec_tags, kEc2TagRules)) return refuse(call, *bad);
+  for (const auto& [k, v] : image_spec_tags) tags[k] = v;
+  if (auto bad = check_image_name_free(ctx.world(), kAccountId, name)) return refuse(call, *bad);
   Image copy = it->second;
   copy.id = ctx.new_id("ami");
   copy.owner_id = kAccountId;
@@ -362,8 +392,6 @@ Reply copy_image(Context& ctx, const Call& call) {
   copy.creation_time = ctx.now();
   copy.client_token = token;
   copy.source_image_id = source_id;
-  Tags tags = call.param("CopyImageTags") == "true" ? it->second.tags : Tags{};
-  for (const auto& [k, v] : tag_specifications(call, "image")) tags[k] = v;
   copy.tags = tags;
   bool encrypted = call.param("Encrypted") == "true";
   double longest = 0;
@@ -372,8 +400,7 @@ Reply copy_image(Context& ctx, const Call& call) {
     auto copied = copy_snapshot_locked(ctx, m.snapshot_id,
                                        "Copied for DestinationAmi " + copy.id + " from SourceAmi " +
                                            source_id + " for SourceSnapshot " + m.snapshot_id,
-                                       encrypted, call.param("KmsKeyId"),
-                                       tag_specifications(call, "snapshot"), &longest);
+                                       encrypted, call.param("KmsKeyId"), snapshot_tags, &longest);
     if (!copied) return error_reply(call, 500, "InternalError", copied.error().message);
     m.snapshot_id = *copied;
     if (encrypted) { m.encrypted = true; m.kms_key_id = call.param("KmsKeyId"); }

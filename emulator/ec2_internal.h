@@ -23,7 +23,13 @@ struct Page {
 };
 Page paginate(const Call& call, size_t total);
 
-// Validates one EBS volume description as CreateVolume/RegisterImage do (mu() held).
+// Returns true when the account may use snapshot `s`: its own, or a catalog (Amazon)
+// snapshot unless --unshared-catalog-snapshots.
+bool snapshot_visible(Context& ctx, const Snapshot& s);
+
+// Validates one EBS volume description as CreateVolume/RegisterImage do (mu() held): type,
+// iops, throughput, KMS key, size for the type, and the snapshot (visible, completed, not
+// larger than the volume). `device` is empty for CreateVolume, else the mapping's device.
 std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::string& device,
                                   const std::string& snapshot_id, const std::string& volume_type,
                                   int size, int iops, int throughput, bool encrypted,

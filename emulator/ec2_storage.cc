@@ -18,11 +18,21 @@
 #include "emulator/blockstore.h"
 #include "emulator/ec2_internal.h"
 #include "emulator/loopdev.h"
+#include "emulator/validate.h"
 
 namespace amibake::emu {
 
 double transfer_seconds(int64_t bytes, double mib_per_s, double base) {
   return base + static_cast<double>(bytes) / (mib_per_s * 1024 * 1024);
+}
+
+// Amazon's catalog snapshots are public, as the ECS AMIs' are; with
+// --unshared-catalog-snapshots they are not (an AMI shared for launch only): CreateVolume,
+// RegisterImage and DescribeSnapshots then answer InvalidSnapshot.NotFound, while CopyImage
+// still works.
+bool snapshot_visible(Context& ctx, const Snapshot& s) {
+  if (s.owner_id == kAccountId) return true;
+  return s.owner_id == kAmazonOwnerId && !ctx.options().unshared_catalog_snapshots;
 }
 
 std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::string& device,
@@ -31,6 +41,7 @@ std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::str
                                   const std::string& kms_key_id) {
   static const std::set<std::string> kTypes = {"standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"};
   std::string where = device.empty() ? "" : " (" + device + ")";
+  Where in = device.empty() ? Where::kParameter : Where::kMapping;
   if (!volume_type.empty() && !kTypes.count(volume_type)) {
     return error_reply(call, 400, "InvalidParameterValue",
                        "Value (" + volume_type + ") for parameter volumeType is invalid." + where);
@@ -58,20 +69,36 @@ std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::str
     return error_reply(call, 400, "InvalidParameterDependency",
                        "The parameter KmsKeyId requires the parameter Encrypted to be set." + where);
   }
-  if (size < 0 || size > 65536) {
-    return error_reply(call, 400, "InvalidParameterValue", "Volume size " + std::to_string(size) + " is out of range." + where);
+  if (!kms_key_id.empty()) {
+    if (auto bad = check_kms_key(kms_key_id, KmsKeyForm::kAnyIdentifier))
+      return refuse(call, *bad, in);
+  }
+  if (auto bad = check_volume_size(volume_type, size)) {
+    bad->message += where;
+    return refuse(call, *bad, in);
   }
   if (!snapshot_id.empty()) {
     auto it = ctx.world().snapshots.find(snapshot_id);
-    if (it == ctx.world().snapshots.end() || ctx.hidden(snapshot_id)) {
-      return error_reply(call, 400, "InvalidSnapshot.NotFound",
-                         "The snapshot '" + snapshot_id + "' does not exist.");
+    if (it == ctx.world().snapshots.end() || ctx.hidden(snapshot_id) ||
+        !snapshot_visible(ctx, it->second)) {
+      return refuse(
+          call, {Refusal::kSnapshotNotFound, "The snapshot '" + snapshot_id + "' does not exist."},
+          in);
+    }
+    if (it->second.state != "completed") {
+      return refuse(
+          call,
+          {Refusal::kSnapshotNotCompleted,
+           "Snapshot " + snapshot_id + " is in invalid state - " + it->second.state + where},
+          in);
     }
     if (size && size < it->second.volume_size) {
-      return error_reply(call, 400, "InvalidBlockDeviceMapping",
-                         "Volume of size " + std::to_string(size) +
-                             "GB is smaller than snapshot '" + snapshot_id + "', expect size >= " +
-                             std::to_string(it->second.volume_size) + "GB" + where);
+      return refuse(call,
+                    {Refusal::kVolumeSmallerThanSnapshot,
+                     "Volume of size " + std::to_string(size) + "GB is smaller than snapshot '" +
+                         snapshot_id + "', expect size >= " +
+                         std::to_string(it->second.volume_size) + "GB" + where},
+                    in);
     }
   }
   return std::nullopt;
@@ -165,14 +192,6 @@ void write_volume_fields(Xml& x, const Volume& v) {
   if (!v.tags.empty()) x.tags(v.tags);
 }
 
-// Amazon's catalog snapshots are public, as the ECS AMIs' are; with
-// --unshared-catalog-snapshots they are not (an AMI shared for launch only): CreateVolume
-// and DescribeSnapshots then answer InvalidSnapshot.NotFound, while CopyImage still works.
-bool snapshot_visible(Context& ctx, const Snapshot& s) {
-  if (s.owner_id == kAccountId) return true;
-  return s.owner_id == kAmazonOwnerId && !ctx.options().unshared_catalog_snapshots;
-}
-
 Reply create_volume(Context& ctx, const Call& call) {
   Volume v;
   v.zone = call.param("AvailabilityZone");
@@ -210,23 +229,17 @@ Reply create_volume(Context& ctx, const Call& call) {
                               v.throughput, v.encrypted, v.kms_key_id)) {
     return *bad;
   }
+  v.tags = tag_specifications(call, "volume");
+  if (auto bad = check_tags({}, v.tags, kEc2TagRules)) return refuse(call, *bad);
   const Snapshot* snap = nullptr;
   if (!v.snapshot_id.empty()) {
-    snap = &ctx.world().snapshots.at(v.snapshot_id);
-    if (!snapshot_visible(ctx, *snap)) {
-      return error_reply(call, 400, "InvalidSnapshot.NotFound", "The snapshot '" + v.snapshot_id + "' does not exist.");
-    }
-    if (snap->state != "completed") {
-      return error_reply(call, 400, "IncorrectState",
-                         "Snapshot is in invalid state - " + snap->state);
-    }
+    snap = &ctx.world().snapshots.at(v.snapshot_id);  // validate_ebs found it
     if (v.size == 0) v.size = snap->volume_size;
     if (snap->encrypted) v.encrypted = true;
   }
   v.id = ctx.new_id("vol");
   v.file = v.id + ".img";
   v.create_time = ctx.now();
-  v.tags = tag_specifications(call, "volume");
   int64_t bytes = 0;
   Status made = snap ? blocks::copy_sparse(ctx.snapshot_path(*snap), ctx.volume_path(v),
                                            static_cast<int64_t>(v.size) * kGiB)
@@ -323,6 +336,11 @@ void write_attachment(Xml& x, const Volume& v) {
 Reply attach_volume(Context& ctx, const Call& call) {
   std::string instance = call.param("InstanceId"), device = call.param("Device");
   if (device.empty()) return error_reply(call, 400, "MissingParameter", "The request must contain the parameter device");
+  if (auto bad = check_device_name(device, "hvm")) {  // the host instance is HVM
+    bad->message = "Value (" + device + ") for parameter device is invalid. " + device +
+                   " is not a valid EBS device name.";
+    return refuse(call, *bad);
+  }
   std::lock_guard<std::mutex> lock(ctx.mu());
   Reply error;
   Volume* v = find_volume(ctx, call, &error);
@@ -409,6 +427,8 @@ Reply create_snapshot(Context& ctx, const Call& call) {
   if (v->state == "creating") {
     return error_reply(call, 400, "IncorrectState", "The volume '" + v->id + "' is not in a state to be snapshotted");
   }
+  Tags tags = tag_specifications(call, "snapshot");
+  if (auto bad = check_tags({}, tags, kEc2TagRules)) return refuse(call, *bad);
   Snapshot s;
   s.id = ctx.new_id("snap");
   s.owner_id = kAccountId;
@@ -417,7 +437,7 @@ Reply create_snapshot(Context& ctx, const Call& call) {
   s.description = call.param("Description");
   s.encrypted = v->encrypted;
   s.kms_key_id = v->kms_key_id;
-  s.tags = tag_specifications(call, "snapshot");
+  s.tags = tags;
   s.file = s.id + ".img";
   s.start_time = ctx.now();
   Status copied = blocks::copy_sparse(ctx.volume_path(*v), ctx.snapshot_path(s), 0);
@@ -449,16 +469,22 @@ Reply copy_snapshot(Context& ctx, const Call& call) {
   if (!call.param("KmsKeyId").empty() && call.param("Encrypted") != "true") {
     return error_reply(call, 400, "InvalidParameterDependency", "The parameter KmsKeyId requires the parameter Encrypted to be set.");
   }
+  if (!call.param("KmsKeyId").empty()) {
+    if (auto bad = check_kms_key(call.param("KmsKeyId"), KmsKeyForm::kAnyIdentifier)) {
+      return refuse(call, *bad);
+    }
+  }
+  Tags tags = tag_specifications(call, "snapshot");
+  if (auto bad = check_tags({}, tags, kEc2TagRules)) return refuse(call, *bad);
   std::string description = call.param("Description");
   if (description.empty()) description = "[Copied " + source + " from " + kRegion + "]";
   auto id = copy_snapshot_locked(ctx, source, description, call.param("Encrypted") == "true",
-                                 call.param("KmsKeyId"), tag_specifications(call, "snapshot"), nullptr);
+                                 call.param("KmsKeyId"), tags, nullptr);
   if (!id) return error_reply(call, 500, "InternalError", id.error().message);
   ctx.maybe_hide(call.action, *id);
   ctx.commit();
   Xml x;
   x.leaf("snapshotId", *id);
-  const auto& tags = ctx.world().snapshots[*id].tags;
   if (!tags.empty()) x.tags(tags);
   return ec2_reply(call, x.str());
 }

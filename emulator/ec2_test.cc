@@ -27,8 +27,10 @@ std::string make_volume(TestEmu& emu, std::map<std::string, std::string> extra =
   return emu.ec2("CreateVolume", extra).xml("volumeId");
 }
 
-std::string make_snapshot(TestEmu& emu) {
-  std::string vol = make_volume(emu);
+std::string make_snapshot(TestEmu& emu, int size_gib = 1) {
+  std::string vol = emu.ec2("CreateVolume", {{"AvailabilityZone", "us-east-1a"},
+                                             {"Size", std::to_string(size_gib)}})
+                        .xml("volumeId");
   return emu.ec2("CreateSnapshot", {{"VolumeId", vol}}).xml("snapshotId");
 }
 
@@ -289,17 +291,18 @@ TEST(Sts, AssumeRoleWithWebIdentityNeedsNoSignature) {
             "MissingAuthenticationToken");
 }
 
-TEST(Ec2, ImageBecomesAvailableAfterItsSnapshotCompletes) {
+TEST(Ec2, ImageIsPendingForAWhileAfterRegistering) {
   Options o;
   o.speed = 0.2;  // volume 0.6 s, snapshot 2 s, image 1 s after registering
   TestEmu emu(o);
   std::string vol = make_volume(emu);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   std::string snap = emu.ec2("CreateSnapshot", {{"VolumeId", vol}}).xml("snapshotId");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
   std::string ami = emu.ec2("RegisterImage", image_params(snap, "waits")).xml("imageId");
   ASSERT_FALSE(ami.empty());
   EXPECT_EQ(emu.ec2("DescribeImages", {{"ImageId.1", ami}}).xml("imageState"), "pending");
-  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
   EXPECT_EQ(emu.ec2("DescribeImages", {{"ImageId.1", ami}}).xml("imageState"), "available");
 }
 
@@ -355,6 +358,382 @@ TEST(Imds, RoleCredentialsSignRequests) {
   emu.secret_access_key = creds["SecretAccessKey"];
   emu.session_token = creds["Token"];
   EXPECT_EQ(emu.ec2("DescribeVolumes").status, 200);
+}
+
+// ---- AWS's validation (rules in validate.cc) ---------------------------------
+
+using Params = std::map<std::string, std::string>;
+
+// Adds TagSpecification.`spec` for `type` with `tags` to `p`.
+void add_tag_spec(Params& p, int spec, const std::string& type,
+                  const std::vector<std::pair<std::string, std::string>>& tags) {
+  std::string head = "TagSpecification." + std::to_string(spec) + ".";
+  p[head + "ResourceType"] = type;
+  for (size_t i = 0; i < tags.size(); ++i) {
+    p[head + "Tag." + std::to_string(i + 1) + ".Key"] = tags[i].first;
+    p[head + "Tag." + std::to_string(i + 1) + ".Value"] = tags[i].second;
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> numbered_tags(int n,
+                                                               const std::string& prefix = "k") {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = 0; i < n; ++i) out.emplace_back(prefix + std::to_string(i), "v");
+  return out;
+}
+
+// Adds a blank data volume mapping BlockDeviceMapping.2 at `device`.
+void add_data_volume(Params& p, const std::string& device, int size_gib = 100,
+                     const std::string& type = "gp3") {
+  p["BlockDeviceMapping.2.DeviceName"] = device;
+  p["BlockDeviceMapping.2.Ebs.VolumeSize"] = std::to_string(size_gib);
+  p["BlockDeviceMapping.2.Ebs.VolumeType"] = type;
+}
+
+TEST(Ec2Validation, AmibakeStyleImageIsAccepted) {
+  TestEmu emu(instant());
+  auto p =
+      image_params(make_snapshot(emu),
+                   "amibake-al2023-ami-ecs-hvm-2023.0.20251101-kernel-6.1-x86_64-20260101T000000Z");
+  p["Description"] =
+      "amibake: al2023-ami-ecs-hvm-2023.0.20251101-kernel-6.1-x86_64 + /data (1 TiB)";
+  add_data_volume(p, "/dev/xvdb", 1024);
+  add_tag_spec(p, 1, "image",
+               {{"amibake:build-id", "b-1"},
+                {"amibake:recipe", "worker"},
+                {"amibake:base", "ami-0123"},
+                {"amibake:temporary", "false"},
+                {"amibake:version", "0.1"},
+                {"Name", "worker"}});
+  add_tag_spec(p, 2, "snapshot", {{"amibake:build-id", "b-1"}, {"amibake:temporary", "false"}});
+  Response r = emu.ec2("RegisterImage", p);
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+TEST(Ec2Validation, RegisterImageRejectsNameWithForbiddenCharacter) {
+  TestEmu emu(instant());
+  EXPECT_EQ(emu.ec2("RegisterImage", image_params(make_snapshot(emu), "bad:name")).error_code(),
+            "InvalidAMIName.Malformed");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsNameShorterThan3) {
+  TestEmu emu(instant());
+  EXPECT_EQ(emu.ec2("RegisterImage", image_params(make_snapshot(emu), "ab")).error_code(),
+            "InvalidAMIName.Malformed");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsNameLongerThan128) {
+  TestEmu emu(instant());
+  Response r = emu.ec2("RegisterImage", image_params(make_snapshot(emu), std::string(129, 'n')));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.error_code(), "InvalidAMIName.Malformed");
+}
+
+TEST(Ec2Validation, ImageNamesAreUniquePerOwnerNotAcrossOwners) {
+  TestEmu emu(instant(), /*with_catalog=*/true);
+  // The catalog's (Amazon's) name is free for this account.
+  Response r =
+      emu.ec2("RegisterImage", image_params(make_snapshot(emu), "al2023-ami-ecs-hvm-test-x86_64"));
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+TEST(Ec2Validation, RegisterImageRejectsDescriptionLongerThan255) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "long-description");
+  p["Description"] = std::string(256, 'd');
+  EXPECT_EQ(emu.ec2("RegisterImage", p).error_code(), "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsPartitionDeviceNameOnHvm) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "bad-device");
+  add_data_volume(p, "/dev/sdf1");
+  Response r = emu.ec2("RegisterImage", p);
+  EXPECT_EQ(r.error_code(), "InvalidBlockDeviceMapping");
+  EXPECT_NE(r.xml("Message").find("/dev/sdf1"), std::string::npos);
+}
+
+TEST(Ec2Validation, RegisterImageRejectsDeviceNameOutsideTheTable) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "bad-device");
+  add_data_volume(p, "/dev/xvdeo");
+  EXPECT_EQ(emu.ec2("RegisterImage", p).error_code(), "InvalidBlockDeviceMapping");
+}
+
+TEST(Ec2Validation, RegisterImageAcceptsTwoLetterXvdNames) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "xvdcz");
+  add_data_volume(p, "/dev/xvdcz");
+  EXPECT_EQ(emu.ec2("RegisterImage", p).status, 200);
+}
+
+TEST(Ec2Validation, RegisterImageRejectsTheSameDeviceTwice) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "twice-device");
+  add_data_volume(p, "/dev/xvda");
+  EXPECT_EQ(emu.ec2("RegisterImage", p).error_code(), "InvalidBlockDeviceMapping");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsVolumeTooLargeForItsType) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "too-large");
+  add_data_volume(p, "/dev/xvdb", 16385, "gp2");
+  Response r = emu.ec2("RegisterImage", p);
+  EXPECT_EQ(r.error_code(), "InvalidBlockDeviceMapping");
+  EXPECT_NE(r.xml("Message").find("maximum is 16384GiB"), std::string::npos) << r.body;
+}
+
+TEST(Ec2Validation, RegisterImageRejectsSt1SmallerThan125) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "too-small");
+  add_data_volume(p, "/dev/xvdb", 100, "st1");
+  EXPECT_EQ(emu.ec2("RegisterImage", p).error_code(), "InvalidBlockDeviceMapping");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsVolumeSmallerThanItsSnapshot) {
+  TestEmu emu(instant());
+  std::string snap = make_snapshot(emu, /*size_gib=*/2);
+  auto p = image_params(snap, "smaller-than-snapshot");
+  p["BlockDeviceMapping.1.Ebs.VolumeSize"] = "1";
+  Response r = emu.ec2("RegisterImage", p);
+  EXPECT_EQ(r.error_code(), "InvalidBlockDeviceMapping");
+  EXPECT_NE(r.xml("Message").find("2GB (/dev/xvda)"), std::string::npos) << r.body;
+}
+
+TEST(Ec2Validation, RegisterImageRejectsRootDeviceMissingFromMappings) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "no-root");
+  p["RootDeviceName"] = "/dev/sda1";
+  EXPECT_EQ(emu.ec2("RegisterImage", p).error_code(), "InvalidBlockDeviceMapping");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsAPendingRootSnapshot) {
+  TestEmu emu(instant());
+  std::string pending = emu.start_snapshot(1);  // never completed
+  ASSERT_FALSE(pending.empty());
+  EXPECT_EQ(emu.ec2("RegisterImage", image_params(pending, "pending-root")).error_code(),
+            "IncorrectState");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsASnapshotNotSharedWithTheAccount) {
+  Options o = instant();
+  o.unshared_catalog_snapshots = true;
+  TestEmu emu(o, /*with_catalog=*/true);
+  Response base = emu.ec2("DescribeImages", {{"Owner.1", "amazon"}});
+  std::string amazon_snapshot = base.xml("snapshotId");
+  ASSERT_FALSE(amazon_snapshot.empty());
+  EXPECT_EQ(emu.ec2("RegisterImage", image_params(amazon_snapshot, "not-mine")).error_code(),
+            "InvalidSnapshot.NotFound");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsMalformedKmsKeyInAMapping) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "bad-kms");
+  add_data_volume(p, "/dev/xvdb");
+  p["BlockDeviceMapping.2.Ebs.Encrypted"] = "true";
+  p["BlockDeviceMapping.2.Ebs.KmsKeyId"] = "my-key";
+  EXPECT_EQ(emu.ec2("RegisterImage", p).error_code(), "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsMoreThan50ImageTags) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "many-tags");
+  add_tag_spec(p, 1, "image", numbered_tags(51));
+  EXPECT_EQ(emu.ec2("RegisterImage", p).error_code(), "TagLimitExceeded");
+}
+
+TEST(Ec2Validation, RegisterImageSnapshotTagsCountTheSnapshotsOwnTags) {
+  TestEmu emu(instant());
+  std::string snap = make_snapshot(emu);
+  Params tag{{"ResourceId.1", snap}};
+  for (int i = 0; i < 45; ++i) {
+    tag["Tag." + std::to_string(i + 1) + ".Key"] = "old" + std::to_string(i);
+    tag["Tag." + std::to_string(i + 1) + ".Value"] = "v";
+  }
+  ASSERT_EQ(emu.ec2("CreateTags", tag).status, 200);
+  auto p = image_params(snap, "snapshot-tags");
+  add_tag_spec(p, 1, "snapshot", numbered_tags(6));
+  EXPECT_EQ(emu.ec2("RegisterImage", p).error_code(), "TagLimitExceeded");
+}
+
+TEST(Ec2Validation, RegisterImageRejectsAwsPrefixedTagKey) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "aws-tag");
+  add_tag_spec(p, 1, "image", {{"AWS:owner", "me"}});
+  Response r = emu.ec2("RegisterImage", p);
+  EXPECT_EQ(r.error_code(), "InvalidParameterValue");
+  EXPECT_NE(r.xml("Message").find("reserved for internal use"), std::string::npos);
+}
+
+TEST(Ec2Validation, RejectedRegisterImageCreatesNoImage) {
+  TestEmu emu(instant());
+  auto p = image_params(make_snapshot(emu), "refused");
+  add_tag_spec(p, 1, "image", numbered_tags(51));
+  ASSERT_NE(emu.ec2("RegisterImage", p).status, 200);
+  EXPECT_EQ(emu.ec2("DescribeImages", {{"Owner.1", "self"}}).xml("imagesSet"), "");
+}
+
+TEST(Ec2Validation, CopyImageRejectsMalformedKmsKey) {
+  TestEmu emu(instant(), /*with_catalog=*/true);
+  std::string base = emu.ec2("DescribeImages", {{"Owner.1", "amazon"}}).xml("imageId");
+  EXPECT_EQ(emu.ec2("CopyImage", {{"SourceImageId", base},
+                                  {"SourceRegion", "us-east-1"},
+                                  {"Name", "copy"},
+                                  {"Encrypted", "true"},
+                                  {"KmsKeyId", "arn:aws:kms:us-east-1:123456789012:key/nope"}})
+                .error_code(),
+            "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, CopyImageRejectsTagKeyLongerThan128) {
+  TestEmu emu(instant(), /*with_catalog=*/true);
+  std::string base = emu.ec2("DescribeImages", {{"Owner.1", "amazon"}}).xml("imageId");
+  Params p{{"SourceImageId", base}, {"SourceRegion", "us-east-1"}, {"Name", "copy"}};
+  add_tag_spec(p, 1, "snapshot", {{std::string(129, 'k'), "v"}});
+  EXPECT_EQ(emu.ec2("CopyImage", p).error_code(), "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, CopyImageRejectsANameInUse) {
+  TestEmu emu(instant(), /*with_catalog=*/true);
+  std::string base = emu.ec2("DescribeImages", {{"Owner.1", "amazon"}}).xml("imageId");
+  Params p{{"SourceImageId", base}, {"SourceRegion", "us-east-1"}, {"Name", "copy"}};
+  ASSERT_EQ(emu.ec2("CopyImage", p).status, 200);
+  EXPECT_EQ(emu.ec2("CopyImage", p).error_code(), "InvalidAMIName.Duplicate");
+}
+
+TEST(Ec2Validation, CreateVolumeRejectsMalformedKmsKey) {
+  TestEmu emu(instant());
+  Response r = emu.ec2("CreateVolume", {{"AvailabilityZone", "us-east-1a"},
+                                        {"Size", "1"},
+                                        {"Encrypted", "true"},
+                                        {"KmsKeyId", "alias/"}});
+  EXPECT_EQ(r.error_code(), "InvalidParameterValue");
+  EXPECT_NE(r.xml("Message").find("kmsKeyId"), std::string::npos);
+}
+
+TEST(Ec2Validation, CreateVolumeAcceptsAnAliasKmsKey) {
+  TestEmu emu(instant());
+  EXPECT_FALSE(make_volume(emu, {{"Encrypted", "true"}, {"KmsKeyId", "alias/aws/ebs"}}).empty());
+}
+
+TEST(Ec2Validation, CreateVolumeRejectsSizeBeyondItsTypesMaximum) {
+  TestEmu emu(instant());
+  Response r =
+      emu.ec2("CreateVolume",
+              {{"AvailabilityZone", "us-east-1a"}, {"Size", "1025"}, {"VolumeType", "standard"}});
+  EXPECT_EQ(r.error_code(), "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, CreateVolumeRejectsSizeSmallerThanItsSnapshot) {
+  TestEmu emu(instant());
+  std::string snap = make_snapshot(emu, /*size_gib=*/2);
+  Response r = emu.ec2("CreateVolume",
+                       {{"AvailabilityZone", "us-east-1a"}, {"Size", "1"}, {"SnapshotId", snap}});
+  EXPECT_EQ(r.error_code(), "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, CreateVolumeRejectsMoreThan50Tags) {
+  TestEmu emu(instant());
+  Params p{{"AvailabilityZone", "us-east-1a"}, {"Size", "1"}};
+  add_tag_spec(p, 1, "volume", numbered_tags(51));
+  EXPECT_EQ(emu.ec2("CreateVolume", p).error_code(), "TagLimitExceeded");
+  EXPECT_EQ(emu.ec2("DescribeVolumes").xml("volumeSet"), "");
+}
+
+TEST(Ec2Validation, CreateSnapshotRejectsTagValueLongerThan256) {
+  TestEmu emu(instant());
+  Params p{{"VolumeId", make_volume(emu)}};
+  add_tag_spec(p, 1, "snapshot", {{"k", std::string(257, 'v')}});
+  EXPECT_EQ(emu.ec2("CreateSnapshot", p).error_code(), "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, CopySnapshotRejectsMalformedKmsKey) {
+  TestEmu emu(instant());
+  Response r = emu.ec2("CopySnapshot", {{"SourceSnapshotId", make_snapshot(emu)},
+                                        {"SourceRegion", "us-east-1"},
+                                        {"Encrypted", "true"},
+                                        {"KmsKeyId", "0b0b0b0b-1111"}});
+  EXPECT_EQ(r.error_code(), "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, CopySnapshotRejectsAwsPrefixedTagKey) {
+  TestEmu emu(instant());
+  Params p{{"SourceSnapshotId", make_snapshot(emu)}, {"SourceRegion", "us-east-1"}};
+  add_tag_spec(p, 1, "snapshot", {{"aws:backup", "x"}});
+  EXPECT_EQ(emu.ec2("CopySnapshot", p).error_code(), "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, CreateTagsCountsTheTagsAResourceAlreadyHas) {
+  TestEmu emu(instant());
+  Params create{{"AvailabilityZone", "us-east-1a"}, {"Size", "1"}};
+  add_tag_spec(create, 1, "volume", numbered_tags(49, "old"));
+  std::string vol = emu.ec2("CreateVolume", create).xml("volumeId");
+  ASSERT_FALSE(vol.empty());
+  Response r = emu.ec2("CreateTags", {{"ResourceId.1", vol},
+                                      {"Tag.1.Key", "a"},
+                                      {"Tag.1.Value", "1"},
+                                      {"Tag.2.Key", "b"},
+                                      {"Tag.2.Value", "2"}});
+  EXPECT_EQ(r.error_code(), "TagLimitExceeded");
+  EXPECT_EQ(
+      emu.ec2("DescribeTags", {{"Filter.1.Name", "key"}, {"Filter.1.Value.1", "a"}}).xml("tagSet"),
+      "");
+}
+
+TEST(Ec2Validation, CreateTagsMayOverwriteAKeyAtTheLimit) {
+  TestEmu emu(instant());
+  Params create{{"AvailabilityZone", "us-east-1a"}, {"Size", "1"}};
+  add_tag_spec(create, 1, "volume", numbered_tags(50, "old"));
+  std::string vol = emu.ec2("CreateVolume", create).xml("volumeId");
+  ASSERT_FALSE(vol.empty());
+  EXPECT_EQ(
+      emu.ec2("CreateTags", {{"ResourceId.1", vol}, {"Tag.1.Key", "old0"}, {"Tag.1.Value", "new"}})
+          .status,
+      200);
+}
+
+TEST(Ec2Validation, CreateTagsChangesNothingWhenOneResourceWouldExceedTheLimit) {
+  TestEmu emu(instant());
+  std::string roomy = make_volume(emu);
+  Params create{{"AvailabilityZone", "us-east-1a"}, {"Size", "1"}};
+  add_tag_spec(create, 1, "volume", numbered_tags(50, "old"));
+  std::string full = emu.ec2("CreateVolume", create).xml("volumeId");
+  Response r = emu.ec2("CreateTags", {{"ResourceId.1", roomy},
+                                      {"ResourceId.2", full},
+                                      {"Tag.1.Key", "new"},
+                                      {"Tag.1.Value", "v"}});
+  EXPECT_EQ(r.error_code(), "TagLimitExceeded");
+  EXPECT_EQ(emu.ec2("DescribeTags", {{"Filter.1.Name", "resource-id"}, {"Filter.1.Value.1", roomy}})
+                .xml("tagSet"),
+            "");
+}
+
+TEST(Ec2Validation, CreateTagsRejectsEmptyKey) {
+  TestEmu emu(instant());
+  EXPECT_EQ(emu.ec2("CreateTags",
+                    {{"ResourceId.1", make_volume(emu)}, {"Tag.1.Key", ""}, {"Tag.1.Value", "v"}})
+                .error_code(),
+            "InvalidParameterValue");
+}
+
+TEST(Ec2Validation, DeleteTagsWithAValueLeavesAbsentKeysAbsent) {
+  TestEmu emu(instant());
+  std::string vol = make_volume(emu);
+  ASSERT_EQ(emu.ec2("DeleteTags", {{"ResourceId.1", vol}, {"Tag.1.Key", "k"}, {"Tag.1.Value", "v"}})
+                .status,
+            200);
+  EXPECT_EQ(emu.ec2("DescribeTags", {{"Filter.1.Name", "resource-id"}, {"Filter.1.Value.1", vol}})
+                .xml("tagSet"),
+            "");
+}
+
+TEST(Ec2Validation, AttachVolumeRejectsAPartitionDeviceName) {
+  TestEmu emu(instant());
+  Response r = emu.ec2(
+      "AttachVolume",
+      {{"VolumeId", make_volume(emu)}, {"InstanceId", kHostInstanceId}, {"Device", "/dev/sdk1"}});
+  EXPECT_EQ(r.error_code(), "InvalidParameterValue");
+  EXPECT_NE(r.xml("Message").find("is not a valid EBS device name"), std::string::npos);
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 # Usage: aws_cli_test.sh PATH/TO/awsemu
 # Steps: describe-images, ssm get-parameter, create-volume + wait volume-available,
 # create-snapshot + wait snapshot-completed, register-image + describe-images showing
-# every field back, the EBS direct round trip compared byte for byte, a wrong secret
+# every field back, the EBS direct round trip compared byte for byte, bad values (names,
+# device names, sizes, KMS keys, tags) refused with AWS's error codes, a wrong secret
 # refused. Exits 77 (skipped) when /usr/bin/aws is missing.
 set -euo pipefail
 
@@ -135,6 +136,68 @@ for i in 0 1; do
   aws ebs get-snapshot-block --snapshot-id "$ESNAP" --block-index "$IDX" --block-token "$TOK" "$T/got$IDX" > /dev/null
   cmp "$T/b$IDX" "$T/got$IDX" || fail "block $IDX differs"
 done
+
+step "AWS's validation: bad values get AWS's error codes"
+# expect_error CODE ARGS...: the aws call must fail with error code CODE.
+expect_error() {
+  local code=$1; shift
+  if aws "$@" > "$T/err.out" 2>&1; then fail "accepted: aws $*"; fi
+  grep -q "An error occurred ($code)" "$T/err.out" \
+    || fail "aws $*: expected $code, got: $(cat "$T/err.out")"
+}
+# tags_json N [RESOURCE]: N tags, as a JSON tag list or (with RESOURCE) a TagSpecifications list.
+tags_json() {
+  python3 -c "import json,sys; t=[{'Key':'k%d'%i,'Value':'v'} for i in range(int(sys.argv[1]))]
+print(json.dumps([{'ResourceType':sys.argv[2],'Tags':t}] if len(sys.argv)>2 else t))" "$@"
+}
+long() { python3 -c "print('$1' * $2)"; }
+root_bdm() { echo "[{\"DeviceName\":\"/dev/xvda\",\"Ebs\":{\"SnapshotId\":\"$SNAP\"}}${1:-}]"; }
+expect_error InvalidAMIName.Malformed ec2 register-image --name "bad:name" \
+  --root-device-name /dev/xvda --block-device-mappings "$(root_bdm)"
+expect_error InvalidAMIName.Duplicate ec2 register-image --name baked-cli-test \
+  --root-device-name /dev/xvda --block-device-mappings "$(root_bdm)"
+expect_error InvalidParameterValue ec2 register-image --name long-description \
+  --description "$(long d 256)" --root-device-name /dev/xvda --block-device-mappings "$(root_bdm)"
+expect_error InvalidBlockDeviceMapping ec2 register-image --name partition-device \
+  --root-device-name /dev/xvda \
+  --block-device-mappings "$(root_bdm ',{"DeviceName":"/dev/sdf1","Ebs":{"VolumeSize":10}}')"
+expect_error InvalidBlockDeviceMapping ec2 register-image --name same-device-twice \
+  --root-device-name /dev/xvda \
+  --block-device-mappings "$(root_bdm ',{"DeviceName":"/dev/xvda","Ebs":{"VolumeSize":10}}')"
+expect_error InvalidBlockDeviceMapping ec2 register-image --name too-large \
+  --root-device-name /dev/xvda --block-device-mappings \
+  "$(root_bdm ',{"DeviceName":"/dev/xvdb","Ebs":{"VolumeSize":16385,"VolumeType":"gp2"}}')"
+expect_error InvalidBlockDeviceMapping ec2 register-image --name root-not-mapped \
+  --root-device-name /dev/sda1 --block-device-mappings "$(root_bdm)"
+expect_error InvalidParameterValue ec2 register-image --name bad-kms --root-device-name /dev/xvda \
+  --block-device-mappings \
+  "$(root_bdm ',{"DeviceName":"/dev/xvdb","Ebs":{"VolumeSize":10,"Encrypted":true,"KmsKeyId":"my-key"}}')"
+# (this CLI's register-image and copy-image have no --tag-specifications yet)
+expect_error TagLimitExceeded ec2 create-volume --availability-zone us-east-1a --size 1 \
+  --tag-specifications "$(tags_json 51 volume)"
+expect_error InvalidParameterValue ec2 create-volume --availability-zone us-east-1a --size 1 \
+  --encrypted --kms-key-id alias/
+expect_error InvalidParameterValue ec2 create-volume --availability-zone us-east-1a --size 1025 \
+  --volume-type standard
+expect_error InvalidParameterValue ec2 create-volume --availability-zone us-east-1a --size 1 \
+  --tag-specifications 'ResourceType=volume,Tags=[{Key=aws:owner,Value=me}]'
+expect_error InvalidParameterValue ec2 create-snapshot --volume-id "$VOL" \
+  --tag-specifications "ResourceType=snapshot,Tags=[{Key=k,Value=$(long v 257)}]"
+expect_error InvalidParameterValue ec2 copy-snapshot --source-snapshot-id "$SNAP" \
+  --source-region us-east-1 --encrypted --kms-key-id 0b0b0b0b-1111
+expect_error InvalidParameterValue ec2 copy-snapshot --source-snapshot-id "$SNAP" \
+  --source-region us-east-1 --tag-specifications "ResourceType=snapshot,Tags=[{Key=$(long k 129),Value=v}]"
+expect_error InvalidParameterValue ec2 copy-image --source-image-id "$AMI" --source-region us-east-1 \
+  --name cli-copy --encrypted --kms-key-id arn:aws:kms:us-east-1:123456789012:key/nope
+aws ec2 create-tags --resources "$VOL" --tags "$(tags_json 49)" > /dev/null
+expect_error TagLimitExceeded ec2 create-tags --resources "$VOL" --tags Key=x,Value=1 Key=y,Value=2
+expect_error InvalidParameterValue ec2 attach-volume --volume-id "$VOL" \
+  --instance-id i-0abc0123456789def --device /dev/sdk1
+expect_error ValidationException ebs start-snapshot --volume-size 1 --tags "$(tags_json 51)"
+expect_error ValidationException ebs start-snapshot --volume-size 1 \
+  --tags "Key=$(long k 128),Value=v"
+expect_error ValidationException ebs start-snapshot --volume-size 1 --encrypted \
+  --kms-key-arn alias/aws/ebs
 
 step wrong secret refused
 if /usr/bin/aws --profile wrong --endpoint-url "$URL" --region us-east-1 --no-cli-pager \
