@@ -55,15 +55,35 @@ std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::str
     return error_reply(call, 400, "InvalidParameterCombination",
                        "The parameter iops must be specified for " + volume_type + " volumes." + where);
   }
-  if (volume_type == "gp3" && iops && (iops < 3000 || iops > 16000)) {
-    return error_reply(call, 400, "InvalidParameterValue", "Volume iops of " + std::to_string(iops) + " is outside the range 3000-16000 for gp3." + where);
+  // Ranges and ratios from botocore's EC2 model (CreateVolume Iops/Throughput docs).
+  if (volume_type == "gp3" && iops && (iops < 3000 || iops > 80000)) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Volume iops of " + std::to_string(iops) +
+                           " is outside the range 3000-80000 for gp3." + where);
+  }
+  const int per_gib = volume_type == "gp3"   ? 500
+                      : volume_type == "io1" ? 50
+                      : volume_type == "io2" ? 1000
+                                             : 0;
+  if (iops && per_gib && size > 0 &&
+      static_cast<int64_t>(iops) > static_cast<int64_t>(size) * per_gib) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Iops to volume size ratio of " + std::to_string(iops / size) +
+                           " is too high; maximum is " + std::to_string(per_gib) + "." + where);
   }
   if (throughput && volume_type != "gp3") {
     return error_reply(call, 400, "InvalidParameterCombination",
                        "Throughput can only be specified for gp3 volumes." + where);
   }
-  if (throughput && (throughput < 125 || throughput > 1000)) {
-    return error_reply(call, 400, "InvalidParameterValue", "Throughput must be between 125 and 1000 MiB/s." + where);
+  if (throughput && (throughput < 125 || throughput > 2000)) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Throughput must be between 125 and 2000 MiB/s." + where);
+  }
+  if (throughput && throughput * 4 > (iops ? iops : 3000)) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Throughput to iops ratio of " + std::to_string(throughput) + "/" +
+                           std::to_string(iops ? iops : 3000) + " is too high; maximum is 0.25." +
+                           where);
   }
   if (!kms_key_id.empty() && !encrypted) {
     return error_reply(call, 400, "InvalidParameterDependency",

@@ -738,3 +738,29 @@ TEST(Ec2Validation, AttachVolumeRejectsAPartitionDeviceName) {
 
 }  // namespace
 }  // namespace amibake::emu
+
+namespace amibake::emu {
+namespace {
+
+// botocore's current EC2 model: gp3 up to 80000 IOPS at 500 per GiB, and throughput up to
+// 2000 MiB/s at 0.25 MiB/s per IOPS.
+TEST(Ec2Validation, CreateVolumeEnforcesGp3RangesAndRatios) {
+  TestEmu emu(instant());
+  auto create = [&](std::map<std::string, std::string> p) {
+    p["AvailabilityZone"] = "us-east-1a";
+    p["VolumeType"] = "gp3";
+    return emu.ec2("CreateVolume", p);
+  };
+  EXPECT_EQ(create({{"Size", "200"}, {"Iops", "80000"}}).error_code(), "");
+  EXPECT_EQ(create({{"Size", "200"}, {"Iops", "80001"}}).error_code(), "InvalidParameterValue");
+  EXPECT_EQ(create({{"Size", "4"}, {"Iops", "3000"}}).error_code(), "InvalidParameterValue");
+  EXPECT_EQ(create({{"Size", "100"}, {"Throughput", "750"}}).error_code(), "");
+  EXPECT_EQ(create({{"Size", "100"}, {"Throughput", "1000"}}).error_code(),
+            "InvalidParameterValue");
+  EXPECT_EQ(create({{"Size", "100"}, {"Iops", "8000"}, {"Throughput", "2000"}}).error_code(), "");
+  // (Sizes up to 65536 GiB are valid too, Validate.VolumeSizeLimitsDependOnType; awsemu keeps
+  // volumes as sparse files, which ext4 cannot make of 16 TiB or more.)
+}
+
+}  // namespace
+}  // namespace amibake::emu

@@ -11,8 +11,8 @@
 //   device on Xen, and EC2 accepts /dev/xvdb for HVM data volumes in practice. Partition
 //   names such as /dev/sdf1 or /dev/xvda1 are refused on HVM, as EC2 does ("Invalid
 //   device name /dev/sde1").
-// - Volume sizes: "Amazon EBS volume types" (gp2/gp3 1-16384 GiB, io1 4-16384, io2
-//   4-65536, st1/sc1 125-16384, standard 1-1024), the same table as src/bake/recipe.cc.
+// - Volume sizes: botocore's EC2 model, CreateVolume Size (gp2 1-16384 GiB, gp3 1-65536,
+//   io1 4-16384, io2 4-65536, st1/sc1 125-16384, standard 1-1024), as src/bake/recipe.cc.
 // - KMS keys: the EC2 API's KmsKeyId documentation (key id, alias, key ARN, alias ARN;
 //   multi-Region key ids "mrk-"), and botocore's ebs model for KmsKeyArn (pattern
 //   arn:aws[a-z\-]*:kms:.*:[0-9]{12}:key/.*).
@@ -107,7 +107,7 @@ struct SizeLimit {
   int min, max;
 };
 constexpr SizeLimit kSizeLimits[] = {
-    {"gp2", 1, 16384},   {"gp3", 1, 16384},   {"io1", 4, 16384},     {"io2", 4, 65536},
+    {"gp2", 1, 16384},   {"gp3", 1, 65536},   {"io1", 4, 16384},     {"io2", 4, 65536},
     {"st1", 125, 16384}, {"sc1", 125, 16384}, {"standard", 1, 1024},
 };
 

@@ -38,8 +38,9 @@ TEST(Validate, ParavirtualDeviceNamesAllowPartitionsUpTo15) {
 }
 
 TEST(Validate, VolumeSizeLimitsDependOnType) {
-  EXPECT_FALSE(check_volume_size("gp3", 16384));
-  EXPECT_TRUE(check_volume_size("gp3", 16385));
+  EXPECT_FALSE(check_volume_size("gp3", 65536));
+  EXPECT_TRUE(check_volume_size("gp3", 65537));
+  EXPECT_FALSE(check_volume_size("gp2", 16384));
   EXPECT_TRUE(check_volume_size("", 16385));  // gp2, EC2's default
   EXPECT_TRUE(check_volume_size("io1", 3));
   EXPECT_FALSE(check_volume_size("io2", 65536));

@@ -205,7 +205,7 @@ TEST_F(BakeRefusal, PlanListsEveryProblemAtOnce) {
   EXPECT_EQ(r.rc, 2) << r.err;
   EXPECT_NE(r.err.find("3 problems"), std::string::npos) << r.err;
   for (const char* k :
-       {":9: volume[0].mount", ":10: volume[0].size_gib", ":11: volume[0].encryptd"}) {
+       {":5: volume[0].mount", ":6: volume[0].size_gib", ":7: volume[0].encryptd"}) {
     EXPECT_NE(r.err.find(path + k), std::string::npos) << k << " missing in:\n" << r.err;
   }
 }

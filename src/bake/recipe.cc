@@ -32,10 +32,19 @@ namespace amibake::bake {
 
 Status RecipeProblems::to_status() const {
   if (lines.empty()) return ok();
-  std::string message = lines.front();
-  if (lines.size() > 1) {
-    message = origin + ": " + std::to_string(lines.size()) + " problems:";
-    for (const auto& l : lines) message += "\n  " + l;
+  // In the order of the file: "origin:LINE: ..." sorted by LINE (0 when there is none).
+  auto line_of = [this](const std::string& l) {
+    if (l.compare(0, origin.size() + 1, origin + ":") != 0) return 0L;
+    return std::strtol(l.c_str() + origin.size() + 1, nullptr, 10);
+  };
+  std::vector<std::string> sorted = lines;
+  std::stable_sort(sorted.begin(), sorted.end(), [&](const std::string& a, const std::string& b) {
+    return line_of(a) < line_of(b);
+  });
+  std::string message = sorted.front();
+  if (sorted.size() > 1) {
+    message = origin + ": " + std::to_string(sorted.size()) + " problems:";
+    for (const auto& l : sorted) message += "\n  " + l;
   }
   return make_error(message, "fix the recipe (see docs/recipe.md for every key and its limits)", 2);
 }
