@@ -193,7 +193,6 @@ void on_init(void* /*userdata*/, fuse_conn_info* conn) {
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
   conn->max_write = kMaxRequest;
-  conn->max_read = 0;  // no limit below max_pages (1 MiB)
   conn->max_readahead = kMaxRequest;
   conn->max_background = 64;  // the loop's asynchronous direct I/O is "background" to FUSE
   conn->congestion_threshold = 48;
@@ -396,6 +395,8 @@ Status LazyDisk::Impl::mount_fuse() {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
     return sys_error(mount_dir_, "cannot make the FUSE fd non-blocking", errno);
+  // A child (mkfs, blkid…) holding the fd would keep the connection alive past our close.
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   return ok();
 }
 
