@@ -10,6 +10,11 @@
 // ask again. LOOP_CONFIGURE (5.8+) sets fd, offset, size limit and flags atomically; older
 // kernels get LOOP_SET_FD followed by LOOP_SET_STATUS64.
 //
+// Direct I/O is switched on after the attach with LOOP_SET_DIRECT_IO rather than passed in
+// LOOP_CONFIGURE's flags: the kernel refuses it for a file that cannot do O_DIRECT (or an
+// offset not aligned to the backing device's logical block size), and as a separate step
+// that refusal just leaves a working buffered device.
+//
 // Detach: with LO_FLAGS_AUTOCLEAR the kernel releases the device when its last opener closes
 // it, so a crash between attach and detach leaks nothing once our fd is gone. detach() checks
 // whether somebody else still holds the device exclusively (a mounted filesystem does): then
@@ -111,7 +116,8 @@ Result<LoopDevice> LoopDevice::attach(const std::string& file, const LoopOptions
     if (err == 0) {
       ::close(ctl);
       ::close(file_fd);  // the loop device holds its own reference to the file
-      return LoopDevice(std::move(path), file, loop_fd);
+      const bool direct_io = options.direct_io && ::ioctl(loop_fd, LOOP_SET_DIRECT_IO, 1UL) == 0;
+      return LoopDevice(std::move(path), file, loop_fd, direct_io);
     }
     ::close(loop_fd);
     last = sys_error(path, "cannot attach \"" + file + "\"", err);
@@ -123,7 +129,10 @@ Result<LoopDevice> LoopDevice::attach(const std::string& file, const LoopOptions
 }
 
 LoopDevice::LoopDevice(LoopDevice&& other) noexcept
-    : path_(std::move(other.path_)), file_(std::move(other.file_)), fd_(other.fd_) {
+    : path_(std::move(other.path_)),
+      file_(std::move(other.file_)),
+      fd_(other.fd_),
+      direct_io_(other.direct_io_) {
   other.fd_ = -1;
   other.path_.clear();
 }
@@ -137,6 +146,7 @@ LoopDevice& LoopDevice::operator=(LoopDevice&& other) noexcept {
     path_ = std::move(other.path_);
     file_ = std::move(other.file_);
     fd_ = other.fd_;
+    direct_io_ = other.direct_io_;
     other.fd_ = -1;
     other.path_.clear();
   }

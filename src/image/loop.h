@@ -13,6 +13,10 @@ struct LoopOptions {
   uint64_t size_limit = 0;  // bytes visible from `offset`; 0 = to the end of the file
   bool read_only = false;
   bool autoclear = true;  // kernel detaches by itself once the last user closes it
+  // Ask for direct I/O on the backing file (LOOP_SET_DIRECT_IO): no second page cache and
+  // large asynchronous requests, which a FUSE-served file (LazyDisk) wants. When the file
+  // cannot take it the device stays buffered; LoopDevice::direct_io() says which.
+  bool direct_io = false;
 };
 
 // An attached loop device. Move-only; detaches on destruction (errors there are logged,
@@ -21,7 +25,8 @@ class LoopDevice {
  public:
   // Attaches `file` to a free loop device with `options`. Uses LOOP_CTL_GET_FREE and
   // LOOP_CONFIGURE, falling back to LOOP_SET_FD + LOOP_SET_STATUS64 on kernels before 5.8;
-  // retries when another process grabs the same free device first.
+  // retries when another process grabs the same free device first. With direct_io, then
+  // tries LOOP_SET_DIRECT_IO; its failure is not an error (the device stays buffered).
   static Result<LoopDevice> attach(const std::string& file, const LoopOptions& options = {});
 
   LoopDevice(LoopDevice&& other) noexcept;
@@ -33,6 +38,8 @@ class LoopDevice {
   // Returns the device node, e.g. "/dev/loop3". Empty after detach().
   const std::string& path() const { return path_; }
   const std::string& backing_file() const { return file_; }
+  // Returns true when the device does direct I/O on its backing file.
+  bool direct_io() const { return direct_io_; }
 
   // Returns the device's current size in bytes (BLKGETSIZE64).
   Result<uint64_t> size() const;
@@ -49,11 +56,12 @@ class LoopDevice {
   Status detach();
 
  private:
-  LoopDevice(std::string path, std::string file, int fd)
-      : path_(std::move(path)), file_(std::move(file)), fd_(fd) {}
+  LoopDevice(std::string path, std::string file, int fd, bool direct_io)
+      : path_(std::move(path)), file_(std::move(file)), fd_(fd), direct_io_(direct_io) {}
   std::string path_;
   std::string file_;
   int fd_ = -1;
+  bool direct_io_ = false;
 };
 
 }  // namespace amibake::image

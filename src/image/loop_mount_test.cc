@@ -108,6 +108,28 @@ TEST(Loop, AttachesAByteRangeOfAFile) {
   EXPECT_EQ(backing_file_of(loop->path()), file + "\n");
 }
 
+// direct_io() tells what the kernel really does (it may refuse direct I/O for a file).
+TEST(Loop, DirectIoIsAskedForOnlyWhenWantedAndReportedAsTheKernelHasIt) {
+  SKIP_WITHOUT_LOOP();
+  ScratchDir dir;
+  std::string file = dir.file("f.img");
+  make_sparse_file(file, 8 * kMiB);
+  auto dio_of = [](const std::string& device) {
+    auto r = read_file("/sys/block/" + device.substr(device.rfind('/') + 1) + "/loop/dio");
+    return r && *r == "1\n";
+  };
+  auto buffered = LoopDevice::attach(file);
+  ASSERT_TRUE(buffered) << buffered.error().message;
+  EXPECT_FALSE(buffered->direct_io());
+  EXPECT_FALSE(dio_of(buffered->path()));
+  LoopOptions o;
+  o.direct_io = true;
+  auto direct = LoopDevice::attach(file, o);
+  ASSERT_TRUE(direct) << direct.error().message;
+  EXPECT_EQ(direct->direct_io(), dio_of(direct->path()));
+  EXPECT_EQ(read_device(direct->path(), 0, 4096), std::string(4096, '\0'));
+}
+
 TEST(Loop, ReadOnlyAttachRefusesWrites) {
   SKIP_WITHOUT_LOOP();
   ScratchDir dir;

@@ -5,6 +5,14 @@
 #include "image/root_mount.h"
 
 namespace amibake::image {
+namespace {
+
+// Without these ext4 reads every block group's bitmaps in the background after mounting
+// (and would zero uninitialised inode tables), which on a lazy disk fetches most of the
+// metadata of the volume for nothing.
+constexpr const char* kExt4LazyOptions = "no_prefetch_block_bitmaps,noinit_itable";
+
+}  // namespace
 
 Status MountedRoot::release() {
   Status unmounted = mount_.unmount();
@@ -35,6 +43,7 @@ Result<MountedRoot> mount_root(const std::string& image, const RootMountOptions&
   loop_options.offset = root->start;
   loop_options.size_limit = root->size;
   loop_options.read_only = options.read_only;
+  loop_options.direct_io = options.lazy_image;
   auto loop = LoopDevice::attach(image, loop_options);
   if (!loop) return loop.error().wrap(subject);
 
@@ -42,6 +51,7 @@ Result<MountedRoot> mount_root(const std::string& image, const RootMountOptions&
   mount_options.fstype = fs.type;
   mount_options.read_only = options.read_only;
   mount_options.target = options.target;
+  if (options.lazy_image && fs.type == "ext4") mount_options.data = kExt4LazyOptions;
   auto mount = Mount::mount_device(loop->path(), mount_options);
   if (!mount) return mount.error().wrap(subject);
   return MountedRoot(std::move(table), std::move(*root), std::move(*loop), std::move(*mount));

@@ -8,6 +8,8 @@
 
 #include "base/files.h"
 #include "base/subprocess.h"
+#include "image/loop.h"
+#include "image/partition.h"
 
 namespace amibake::image::testing {
 
@@ -60,6 +62,36 @@ std::string slurp(const std::string& path) {
   auto r = read_file(path);
   EXPECT_TRUE(r) << path;
   return r ? *r : std::string();
+}
+
+bool make_test_disk(const std::string& path, TestDiskKind kind, uint64_t size) {
+  make_sparse_file(path, size);
+  if (kind == TestDiskKind::kGptXfs) {
+    if (!run_ok({"sgdisk", "-n", "1:2048:0", "-t", "1:8304", "-c", "1:root", path})) return false;
+  } else if (!run_ok({"sfdisk", "-q", path}, "label: dos\nstart=2048, type=83, bootable\n")) {
+    return false;
+  }
+  auto table = read_partition_table(path);
+  if (!table) {
+    ADD_FAILURE() << table.error().message;
+    return false;
+  }
+  auto root = find_root_partition(*table);
+  if (!root) {
+    ADD_FAILURE() << root.error().message;
+    return false;
+  }
+  LoopOptions options;
+  options.offset = root->start;
+  options.size_limit = root->size;
+  auto loop = LoopDevice::attach(path, options);
+  if (!loop) {
+    ADD_FAILURE() << loop.error().message;
+    return false;
+  }
+  if (kind == TestDiskKind::kGptXfs)
+    return run_ok({"mkfs.xfs", "-q", "-f", "-L", "root", loop->path()});
+  return run_ok({"mkfs.ext4", "-q", "-F", "-L", "root", loop->path()});
 }
 
 }  // namespace amibake::image::testing
