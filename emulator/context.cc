@@ -71,6 +71,16 @@ std::string Context::device_dir() const {
   return options_.device_dir.empty() ? options_.data_dir + "/dev/disk/by-id" : options_.device_dir;
 }
 
+void Context::count_call(const std::string& op) {
+  std::lock_guard<std::mutex> lock(counts_mu_);
+  ++call_counts_[op];
+}
+
+std::map<std::string, uint64_t> Context::call_counts() {
+  std::lock_guard<std::mutex> lock(counts_mu_);
+  return call_counts_;
+}
+
 void Context::maybe_hide(const std::string& op, const std::string& id) {
   if (faults_.draw_invisible(op)) {
     world_.invisible_until[id] = now() + faults_.spec().notfound_seconds;

@@ -41,6 +41,8 @@ struct Options {
   bool verify_signatures = true;
   int threads = 64;
   bool unshared_catalog_snapshots = false;  // catalog snapshots not usable by the account
+  // --latency: "service:Action" -> milliseconds added to each answer of that operation.
+  std::map<std::string, double> latency_ms;
 };
 
 enum class Protocol { kEc2, kQuery, kJson, kRestJson };
@@ -134,6 +136,11 @@ class Context {
   };
   LayerCache& layer_cache() { return layer_cache_; }
 
+  // Counts one request of `op` ("ec2:CreateSnapshot"); thread-safe, any lock.
+  void count_call(const std::string& op);
+  // Returns the requests counted per operation since start; thread-safe.
+  std::map<std::string, uint64_t> call_counts();
+
  private:
   Options options_;
   std::mutex mu_;
@@ -152,6 +159,8 @@ class Context {
   std::map<std::string, std::string> checksum_cache_;
   std::map<std::string, int> puts_in_flight_;
   LayerCache layer_cache_;
+  std::mutex counts_mu_;
+  std::map<std::string, uint64_t> call_counts_;
 };
 
 // ---- replies ---------------------------------------------------------------
