@@ -132,6 +132,41 @@ Result<int64_t> data_bytes(const std::string& path) {
   return total;
 }
 
+Result<std::vector<std::pair<int64_t, int64_t>>> data_block_bytes(const std::string& path,
+                                                                  int64_t block_size) {
+  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (f.fd < 0) return io_error(path, "open");
+  struct stat st;
+  if (::fstat(f.fd, &st) != 0) return io_error(path, "stat");
+  std::vector<std::pair<int64_t, int64_t>> out;
+  bool walked = for_each_extent(f.fd, st.st_size, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin / block_size; b * block_size < end; ++b) {
+      int64_t from = std::max(begin, b * block_size), to = std::min(end, (b + 1) * block_size);
+      if (out.empty() || out.back().first < b) out.emplace_back(b, 0);
+      out.back().second += to - from;
+    }
+  });
+  if (!walked) return io_error(path, "walk data extents");
+  return out;
+}
+
+namespace {
+// 2001-09-09T01:46:40Z: far enough in the past that no write can land on it.
+constexpr timespec kUnchangedMark = {1000000000, 123456789};
+}  // namespace
+
+Status mark_unchanged(const std::string& path) {
+  const timespec times[2] = {{0, UTIME_OMIT}, kUnchangedMark};
+  if (::utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) return io_error(path, "set mtime");
+  return ok();
+}
+
+bool unchanged_since_mark(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && st.st_mtim.tv_sec == kUnchangedMark.tv_sec &&
+         st.st_mtim.tv_nsec == kUnchangedMark.tv_nsec;
+}
+
 Result<std::string> read_block(const std::string& path, int64_t index, int64_t block_size) {
   Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (f.fd < 0) return io_error(path, "open");

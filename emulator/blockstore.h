@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -26,6 +27,18 @@ Result<std::vector<int64_t>> data_blocks(const std::string& path, int64_t block_
 
 // Returns bytes of data extents in `path` (what a copy has to move).
 Result<int64_t> data_bytes(const std::string& path);
+
+// Returns (index, bytes of data extents inside it) for every `block_size` block of
+// `path` that holds any data extent, ascending.
+Result<std::vector<std::pair<int64_t, int64_t>>> data_block_bytes(const std::string& path,
+                                                                  int64_t block_size);
+
+// Sets the modification time of `path` to a fixed past marker. Any later write to the
+// file (also through a loop device, and hole punching) moves it to the present, so
+// unchanged_since_mark() tells whether the file may have changed since.
+Status mark_unchanged(const std::string& path);
+// Returns true when `path` still has the marker mtime set by mark_unchanged().
+bool unchanged_since_mark(const std::string& path);
 
 // Reads block `index` (zero-filled past EOF and in holes).
 Result<std::string> read_block(const std::string& path, int64_t index, int64_t block_size);

@@ -107,11 +107,16 @@ Status add_image(Context& ctx, const std::string& dir, const nlohmann::json& e,
   s.state = "completed";
   s.start_time = created;
   s.ready_at = created;
-  s.file = file;
+  s.layer = snap_id;
+  Layer layer;  // the image file itself, read in place
+  layer.id = snap_id;
+  layer.file = file;
+  layer.external = true;
   s.description = "Amazon-owned root snapshot of " + name;
   // Keep tags and state the user added (e.g. none today) by replacing only catalog fields.
   ctx.world().images[img.id] = img;
   ctx.world().snapshots[s.id] = s;
+  ctx.world().layers[snap_id] = layer;
 
   nlohmann::json params = e.contains("ssm_parameters") ? e["ssm_parameters"]
                           : e.contains("ssm")          ? e["ssm"]

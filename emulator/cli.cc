@@ -9,7 +9,7 @@ namespace amibake::emu {
 
 Result<Options> parse_command_line(int argc, char** argv) {
   Options o;
-  std::string faults, deny;
+  std::string faults, deny, latency;
   CLI::App app{"awsemu: a local AWS endpoint (EC2, SSM, STS, EBS direct, IMDSv2) with "
                "disk-backed volumes and snapshots"};
   app.add_option("--port", o.port, "TCP port on 127.0.0.1; 0 picks a free one")->capture_default_str();
@@ -20,6 +20,9 @@ Result<Options> parse_command_line(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed for ids and faults")->capture_default_str();
   app.add_option("--speed", o.speed, "duration multiplier: 0 instant, 1 about AWS")->capture_default_str();
   app.add_option("--faults", faults, "fault spec, e.g. throttle=0.1,5xx=0.05,op=PutSnapshotBlock");
+  app.add_option("--latency", latency,
+                 "milliseconds added to each answer of an operation, e.g. "
+                 "ebs:GetSnapshotBlock=60,ebs:PutSnapshotBlock=100,CreateSnapshot=200");
   app.add_option("--deny", deny, "operations to refuse as unauthorized, e.g. CreateVolume,ebs:GetSnapshotBlock");
   app.add_option("--access-key-id", o.access_key_id, "access key id accepted")->capture_default_str();
   app.add_option("--secret-access-key", o.secret_access_key, "secret key of that id (a public test value by default)");
@@ -47,6 +50,15 @@ Result<Options> parse_command_line(int argc, char** argv) {
       return e;
     }
     o.faults = *spec;
+  }
+  if (!latency.empty()) {
+    auto spec = parse_latency_spec(latency);
+    if (!spec) {
+      Error e = spec.error();
+      e.code = 2;
+      return e;
+    }
+    o.latency_ms = *spec;
   }
   std::stringstream items(deny);
   std::string item;

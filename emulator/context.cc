@@ -34,7 +34,8 @@ std::string Context::new_id(const std::string& prefix) {
   for (;;) {
     std::string id = prefix + "-0";
     for (int i = 0; i < 16; ++i) id += kHex[draw() & 15];
-    if (!world_.images.count(id) && !world_.snapshots.count(id) && !world_.volumes.count(id)) {
+    if (!world_.images.count(id) && !world_.snapshots.count(id) && !world_.volumes.count(id) &&
+        !world_.layers.count(id)) {
       return id;
     }
   }
@@ -57,9 +58,9 @@ std::string Context::random_bytes(size_t n) {
   return out;
 }
 
-std::string Context::snapshot_path(const Snapshot& s) const {
-  if (!s.file.empty() && s.file[0] == '/') return s.file;  // catalog image, read only
-  return options_.data_dir + "/snapshots/" + s.file;
+std::string Context::layer_path(const Layer& layer) const {
+  if (!layer.file.empty() && layer.file[0] == '/') return layer.file;  // catalog image, read only
+  return options_.data_dir + "/snapshots/" + layer.file;
 }
 
 std::string Context::volume_path(const Volume& v) const {
@@ -68,6 +69,16 @@ std::string Context::volume_path(const Volume& v) const {
 
 std::string Context::device_dir() const {
   return options_.device_dir.empty() ? options_.data_dir + "/dev/disk/by-id" : options_.device_dir;
+}
+
+void Context::count_call(const std::string& op) {
+  std::lock_guard<std::mutex> lock(counts_mu_);
+  ++call_counts_[op];
+}
+
+std::map<std::string, uint64_t> Context::call_counts() {
+  std::lock_guard<std::mutex> lock(counts_mu_);
+  return call_counts_;
 }
 
 void Context::maybe_hide(const std::string& op, const std::string& id) {

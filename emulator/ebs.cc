@@ -1,10 +1,11 @@
 // EBS direct APIs (REST-JSON): StartSnapshot, PutSnapshotBlock, GetSnapshotBlock,
 // ListSnapshotBlocks, ListChangedBlocks, CompleteSnapshot.
 //
-// A snapshot started here is a sparse file: with a parent it starts as a copy of the
-// parent (reflink when possible), so unwritten blocks read as the parent's; writing a
-// block of zeros punches a hole, so the parent's block is cleared and the block no
-// longer listed. Each put's SHA-256 is recorded per block index; CompleteSnapshot checks
+// A snapshot started here is a layer (layers.cc): a sparse file of its own blocks, on top
+// of its parent's layer when it has one, so unwritten blocks read as the parent's and
+// starting it costs nothing; a block of zeros punches a hole and, at CompleteSnapshot,
+// is recorded as cleared, so the parent's block is hidden and the block no longer
+// listed. Each put's SHA-256 is recorded per block index; CompleteSnapshot checks
 // ChangedBlocksCount against the number of distinct blocks written and the LINEAR
 // aggregate, which is base64(SHA-256(raw 32-byte digests of the written blocks,
 // concatenated in ascending block index)) — the way AWS's own coldsnap computes it.
@@ -14,6 +15,7 @@
 
 #include "aws/sigv4.h"
 #include "emulator/blockstore.h"
+#include "emulator/layers.h"
 #include "emulator/service.h"
 #include "emulator/validate.h"
 
@@ -153,10 +155,10 @@ Reply start_snapshot(Context& ctx, const Call& call) {
     s.parent_id = parent_id;
     s.start_time = ctx.now();
     s.timeout_at = ctx.options().speed > 0 ? ctx.after(static_cast<double>(timeout) * 60) : 0;
-    s.file = s.id + ".img";
+    s.layer = s.id;
     for (const auto& [key, value] : tags) s.tags[key] = value;
-    Status made = parent ? blocks::copy_sparse(ctx.snapshot_path(*parent), ctx.snapshot_path(s), size * kGiB)
-                         : blocks::create_sparse(ctx.snapshot_path(s), size * kGiB);
+    // An empty layer on the parent's: unwritten blocks read as the parent's (layers.cc).
+    Status made = create_layer(ctx, s.layer, parent ? parent->layer : "", size * kGiB);
     if (!made) return error_reply(call, 500, "InternalServerException", made.error().message);
     ctx.world().snapshots[s.id] = s;
     ctx.maybe_hide(call.action, s.id);
@@ -200,7 +202,7 @@ Reply put_block(Context& ctx, const Call& call, const std::string& id, const std
     if (index >= static_cast<int64_t>(s->volume_size) * kGiB / kBlockSize) {
       return validation(call, "BlockIndex " + index_text + " is beyond the volume size", "INVALID_BLOCK");
     }
-    path = ctx.snapshot_path(*s);
+    path = ctx.layer_path(ctx.world().layers[s->layer]);
   }
   std::string length = call.header("x-amz-data-length");
   if (length != std::to_string(kBlockSize) || call.body.size() != static_cast<size_t>(kBlockSize)) {
@@ -244,11 +246,11 @@ Reply put_block(Context& ctx, const Call& call, const std::string& id, const std
   return r;
 }
 
-// Finds a completed, owned snapshot for reading; sets *path.
+// Finds a completed, owned snapshot for reading (mu() held); sets *layer (its content)
+// and *volume_size; with `digest`, the SHA-256 of block `index` when it was put to it.
 std::optional<Reply> readable(Context& ctx, const Call& call, const std::string& id,
-                              std::string* path, int* volume_size, int64_t index = -1,
+                              std::string* layer, int* volume_size, int64_t index = -1,
                               std::string* digest = nullptr) {
-  std::lock_guard<std::mutex> lock(ctx.mu());
   Reply error;
   Snapshot* s = owned(ctx, call, id, &error);
   if (!s) return error;
@@ -256,7 +258,7 @@ std::optional<Reply> readable(Context& ctx, const Call& call, const std::string&
     return validation(call, "The snapshot " + id + " is " + s->state +
                                 "; only completed snapshots can be read", "INVALID_SNAPSHOT_ID");
   }
-  *path = ctx.snapshot_path(*s);
+  *layer = s->layer;
   *volume_size = s->volume_size;
   if (digest) {
     // A block put to this snapshot: its SHA-256 is already known (and final).
@@ -269,15 +271,21 @@ std::optional<Reply> readable(Context& ctx, const Call& call, const std::string&
 Reply get_block(Context& ctx, const Call& call, const std::string& id, const std::string& index_text) {
   int64_t index = 0;
   if (!parse_index(index_text, &index)) return validation(call, "BlockIndex is not a number", "INVALID_BLOCK");
-  std::string path;
+  std::string layer;
   int volume_size = 0;
   std::string digest;
-  if (auto bad = readable(ctx, call, id, &path, &volume_size, index, &digest)) return *bad;
+  BlockSource source;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mu());
+    if (auto bad = readable(ctx, call, id, &layer, &volume_size, index, &digest)) return *bad;
+    source = locate_block(ctx, layer, index);
+  }
   auto token = call.query.find("blockToken");
   if (token == call.query.end() || token->second != block_token(id, index)) {
     return validation(call, "The block token is not valid for block " + index_text + " of " + id, "INVALID_BLOCK_TOKEN");
   }
-  auto data = blocks::read_block(path, index, kBlockSize);
+  auto data = source.path.empty() ? Result<std::string>(std::string(kBlockSize, '\0'))
+                                  : blocks::read_block(source.path, index, kBlockSize);
   if (!data) return error_reply(call, 500, "InternalServerException", data.error().message);
   std::string key = id + "/" + index_text;
   std::string checksum = digest.empty() ? "" : aws::base64_encode(digest);
@@ -328,11 +336,16 @@ std::optional<Reply> read_paging(const Call& call, const std::string& id, Paging
 Reply list_blocks(Context& ctx, const Call& call, const std::string& id) {
   Paging paging;
   if (auto bad = read_paging(call, id, &paging)) return *bad;
-  std::string path;
+  std::string layer;
   int volume_size = 0;
-  if (auto bad = readable(ctx, call, id, &path, &volume_size)) return *bad;
-  auto indexes = blocks::data_blocks(path, kBlockSize);
-  if (!indexes) return error_reply(call, 500, "InternalServerException", indexes.error().message);
+  std::shared_ptr<const std::vector<int64_t>> indexes;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mu());
+    if (auto bad = readable(ctx, call, id, &layer, &volume_size)) return *bad;
+    auto listed = content_blocks(ctx, layer);
+    if (!listed) return error_reply(call, 500, "InternalServerException", listed.error().message);
+    indexes = *listed;
+  }
   nlohmann::json list = nlohmann::json::array();
   nlohmann::json out = {{"ExpiryTime", ctx.now() + kTokenLifetime}, {"VolumeSize", volume_size},
                         {"BlockSize", kBlockSize}};
@@ -351,27 +364,43 @@ Reply list_blocks(Context& ctx, const Call& call, const std::string& id) {
 Reply list_changed(Context& ctx, const Call& call, const std::string& second_id) {
   Paging paging;
   if (auto bad = read_paging(call, second_id, &paging)) return *bad;
-  std::string second_path, first_path;
+  std::string second_layer, first_layer;
   int volume_size = 0, first_size = 0;
-  if (auto bad = readable(ctx, call, second_id, &second_path, &volume_size)) return *bad;
   std::string first_id;
   if (auto it = call.query.find("firstSnapshotId"); it != call.query.end()) first_id = it->second;
-  if (!first_id.empty()) {
-    if (auto bad = readable(ctx, call, first_id, &first_path, &first_size)) return *bad;
-    if (first_size != volume_size) {
-      return validation(call, "The two snapshots have different volume sizes", "UNRELATED_SNAPSHOTS");
+  std::shared_ptr<const std::vector<int64_t>> second;
+  std::vector<int64_t> first, all;
+  // Blocks in both: where each snapshot reads them from. The same layer means the same
+  // bytes (shared content); otherwise the bytes are compared below, outside the lock.
+  std::map<int64_t, std::pair<BlockSource, BlockSource>> both;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mu());
+    if (auto bad = readable(ctx, call, second_id, &second_layer, &volume_size)) return *bad;
+    if (!first_id.empty()) {
+      if (auto bad = readable(ctx, call, first_id, &first_layer, &first_size)) return *bad;
+      if (first_size != volume_size) {
+        return validation(call, "The two snapshots have different volume sizes",
+                          "UNRELATED_SNAPSHOTS");
+      }
+    }
+    auto s = content_blocks(ctx, second_layer);
+    if (!s) return error_reply(call, 500, "InternalServerException", s.error().message);
+    second = *s;
+    if (!first_id.empty()) {
+      auto f = content_blocks(ctx, first_layer);
+      if (!f) return error_reply(call, 500, "InternalServerException", f.error().message);
+      first = **f;
+    }
+    std::set_union(first.begin(), first.end(), second->begin(), second->end(),
+                   std::back_inserter(all));
+    for (int64_t index : all) {
+      if (index < paging.start || !std::binary_search(first.begin(), first.end(), index) ||
+          !std::binary_search(second->begin(), second->end(), index)) {
+        continue;
+      }
+      both[index] = {locate_block(ctx, first_layer, index), locate_block(ctx, second_layer, index)};
     }
   }
-  auto second = blocks::data_blocks(second_path, kBlockSize);
-  if (!second) return error_reply(call, 500, "InternalServerException", second.error().message);
-  std::vector<int64_t> first;
-  if (!first_id.empty()) {
-    auto f = blocks::data_blocks(first_path, kBlockSize);
-    if (!f) return error_reply(call, 500, "InternalServerException", f.error().message);
-    first = *f;
-  }
-  std::vector<int64_t> all;
-  std::set_union(first.begin(), first.end(), second->begin(), second->end(), std::back_inserter(all));
   nlohmann::json list = nlohmann::json::array();
   nlohmann::json out = {{"ExpiryTime", ctx.now() + kTokenLifetime}, {"VolumeSize", volume_size},
                         {"BlockSize", kBlockSize}};
@@ -380,8 +409,10 @@ Reply list_changed(Context& ctx, const Call& call, const std::string& second_id)
     bool in_first = std::binary_search(first.begin(), first.end(), index);
     bool in_second = std::binary_search(second->begin(), second->end(), index);
     if (in_first && in_second) {
-      auto a = blocks::read_block(first_path, index, kBlockSize);
-      auto b = blocks::read_block(second_path, index, kBlockSize);
+      const auto& [a_at, b_at] = both[index];
+      if (a_at.layer == b_at.layer) continue;
+      auto a = blocks::read_block(a_at.path, index, kBlockSize);
+      auto b = blocks::read_block(b_at.path, index, kBlockSize);
       if (a && b && *a == *b) continue;
     }
     if (list.size() == paging.max) {
@@ -435,6 +466,7 @@ Reply complete(Context& ctx, const Call& call, const std::string& id) {
       }
     }
     s->sealed = true;
+    seal_layer(ctx, *s);
     s->ready_at = ctx.after(5 + static_cast<double>(s->written.size()) * kBlockSize / (200.0 * 1024 * 1024));
     ctx.advance();
     ctx.commit();

@@ -36,13 +36,15 @@ std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::str
                                   const std::string& kms_key_id);
 
 // Copies snapshot `source_id` to a new pending snapshot owned by the caller (mu()
-// held); *completes_at is raised to the copy's completion time. Returns its id.
+// held), sharing its content layer (no bytes move); *completes_at is raised to the
+// copy's completion time. Returns its id.
 Result<std::string> copy_snapshot_locked(Context& ctx, const std::string& source_id,
                                          const std::string& description, bool encrypted,
                                          const std::string& kms_key_id, const Tags& tags,
                                          double* completes_at);
 
-// Deletes an owned snapshot and its file (mu() held); false if absent.
+// Deletes an owned snapshot, and the layers nothing needs any more (mu() held); false
+// if absent.
 bool delete_snapshot_locked(Context& ctx, const std::string& id);
 
 // Returns the id of an image whose mappings use `snapshot_id`, or "".

@@ -1,10 +1,13 @@
 // EC2 storage operations: volumes (create, describe, delete, attach, detach) and
 // snapshots (create, copy, describe, delete).
 //
-// Content is real: CreateVolume from a snapshot and CreateSnapshot/CopySnapshot copy
-// the sparse file (reflink when possible), at request time, so a snapshot holds the
-// volume exactly as it was when it was requested. What takes time is only the state:
-// "pending" with Progress rising until ready_at, scaled by --speed.
+// Content is real and incremental (layers.cc): CopySnapshot shares the source's layer,
+// CreateVolume from a snapshot makes no file until AttachVolume needs one, and
+// CreateSnapshot stores only the blocks the volume changed, at request time, so a
+// snapshot holds the volume exactly as it was when it was requested. What takes time is
+// only the state: "pending" with Progress rising until ready_at, scaled by --speed, from
+// the bytes of the whole content, as when content was copied, so timings do not depend
+// on how awsemu stores it.
 // AttachVolume to the host instance exposes the volume file as a loop device plus an
 // Amazon-Linux-style by-id link (root only; otherwise the state still moves and the
 // log says no device was made).
@@ -17,6 +20,7 @@
 #include "base/log.h"
 #include "emulator/blockstore.h"
 #include "emulator/ec2_internal.h"
+#include "emulator/layers.h"
 #include "emulator/loopdev.h"
 #include "emulator/validate.h"
 
@@ -138,10 +142,9 @@ Result<std::string> copy_snapshot_locked(Context& ctx, const std::string& source
   s.encrypted = encrypted || src.encrypted;
   s.kms_key_id = encrypted ? kms_key_id : src.kms_key_id;
   s.tags = tags;
-  s.file = s.id + ".img";
+  s.layer = src.layer;  // same content: the copy shares it (layers.cc)
   s.start_time = ctx.now();
-  AMIBAKE_TRY(blocks::copy_sparse(ctx.snapshot_path(src), ctx.snapshot_path(s), 0));
-  int64_t bytes = blocks::data_bytes(ctx.snapshot_path(s)).value_or(0);
+  AMIBAKE_ASSIGN(int64_t bytes, content_bytes(ctx, s.layer));
   s.ready_at = ctx.after(transfer_seconds(bytes, 100, 10));
   if (completes_at) *completes_at = std::max(*completes_at, s.ready_at);
   ctx.world().snapshots[s.id] = s;
@@ -160,8 +163,8 @@ std::string image_using_snapshot(Context& ctx, const std::string& snapshot_id) {
 bool delete_snapshot_locked(Context& ctx, const std::string& id) {
   auto it = ctx.world().snapshots.find(id);
   if (it == ctx.world().snapshots.end() || it->second.owner_id != kAccountId) return false;
-  ::unlink(ctx.snapshot_path(it->second).c_str());
   ctx.world().snapshots.erase(it);
+  collect_layers(ctx);  // its content stays while a child, copy or volume needs it
   return true;
 }
 
@@ -261,11 +264,17 @@ Reply create_volume(Context& ctx, const Call& call) {
   v.file = v.id + ".img";
   v.create_time = ctx.now();
   int64_t bytes = 0;
-  Status made = snap ? blocks::copy_sparse(ctx.snapshot_path(*snap), ctx.volume_path(v),
-                                           static_cast<int64_t>(v.size) * kGiB)
-                     : blocks::create_sparse(ctx.volume_path(v), static_cast<int64_t>(v.size) * kGiB);
-  if (!made) return error_reply(call, 500, "InternalError", made.error().message);
-  if (snap) bytes = blocks::data_bytes(ctx.volume_path(v)).value_or(0);
+  if (snap) {
+    // No file until AttachVolume needs one (layers.cc): the content is the snapshot's.
+    v.base_layer = snap->layer;
+    v.materialised = false;
+    auto content = content_bytes(ctx, snap->layer);
+    if (!content) return error_reply(call, 500, "InternalError", content.error().message);
+    bytes = *content;
+  } else {
+    Status made = blocks::create_sparse(ctx.volume_path(v), static_cast<int64_t>(v.size) * kGiB);
+    if (!made) return error_reply(call, 500, "InternalError", made.error().message);
+  }
   v.ready_at = ctx.after(transfer_seconds(bytes, 200, 3));
   ctx.world().volumes[v.id] = v;
   ctx.maybe_hide(call.action, v.id);
@@ -339,8 +348,9 @@ Reply delete_volume(Context& ctx, const Call& call) {
     return error_reply(call, 400, "VolumeInUse", "Volume " + v->id + " is currently attached to " +
                                                      (v->attachment ? v->attachment->instance_id : "an instance"));
   }
-  ::unlink(ctx.volume_path(*v).c_str());
+  if (v->materialised) ::unlink(ctx.volume_path(*v).c_str());
   ctx.world().volumes.erase(v->id);
+  collect_layers(ctx);
   ctx.commit();
   Xml x;
   x.boolean("return", true);
@@ -390,6 +400,13 @@ Reply attach_volume(Context& ctx, const Call& call) {
   a.attach_time = ctx.now();
   a.ready_at = ctx.after(2);
   if (can_attach_loop()) {
+    if (!v->materialised) {
+      // A loop device needs a real file: write the snapshot's content into it now.
+      Status made = materialise(ctx, v->base_layer, ctx.volume_path(*v),
+                                static_cast<int64_t>(v->size) * kGiB);
+      if (!made) return error_reply(call, 500, "InternalError", "awsemu: " + made.error().message);
+      v->materialised = true;
+    }
     auto dev = attach_loop(ctx.volume_path(*v));
     if (!dev) return error_reply(call, 500, "InternalError", "awsemu: " + dev.error().message);
     a.loop_device = *dev;
@@ -458,12 +475,13 @@ Reply create_snapshot(Context& ctx, const Call& call) {
   s.encrypted = v->encrypted;
   s.kms_key_id = v->kms_key_id;
   s.tags = tags;
-  s.file = s.id + ".img";
   s.start_time = ctx.now();
-  Status copied = blocks::copy_sparse(ctx.volume_path(*v), ctx.snapshot_path(s), 0);
-  if (!copied) return error_reply(call, 500, "InternalError", copied.error().message);
-  int64_t bytes = blocks::data_bytes(ctx.snapshot_path(s)).value_or(0);
-  s.ready_at = ctx.after(transfer_seconds(bytes, 100, 10));
+  auto layer = snapshot_volume(ctx, *v, s.id);  // only the blocks that changed
+  if (!layer) return error_reply(call, 500, "InternalError", layer.error().message);
+  s.layer = *layer;
+  auto bytes = content_bytes(ctx, s.layer);
+  if (!bytes) return error_reply(call, 500, "InternalError", bytes.error().message);
+  s.ready_at = ctx.after(transfer_seconds(*bytes, 100, 10));
   ctx.world().snapshots[s.id] = s;
   ctx.maybe_hide(call.action, s.id);
   ctx.advance();

@@ -17,6 +17,27 @@ bool parse_number(const std::string& text, double* out) {
 
 }  // namespace
 
+Result<std::map<std::string, double>> parse_latency_spec(const std::string& text) {
+  std::map<std::string, double> out;
+  std::stringstream items(text);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    double ms = 0;
+    std::string op = item.substr(0, eq);
+    if (eq == std::string::npos || op.empty() || op.back() == ':' ||
+        !parse_number(item.substr(eq + 1), &ms)) {
+      return make_error(
+          "--latency: item \"" + item + "\": expected OP=MS (milliseconds, 0 or more)",
+          "write e.g. --latency ebs:GetSnapshotBlock=60,CreateSnapshot=200");
+    }
+    if (op.find(':') == std::string::npos) op = "ec2:" + op;
+    out[op] = ms;
+  }
+  return out;
+}
+
 Result<FaultSpec> parse_fault_spec(const std::string& text) {
   FaultSpec spec;
   std::stringstream items(text);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -34,6 +35,11 @@ struct FaultSpec {
 
 // Parses a --faults spec; errors name the bad item.
 Result<FaultSpec> parse_fault_spec(const std::string& text);
+
+// Parses a --latency spec "OP=MS[,OP=MS...]" into "service:Action" -> milliseconds added
+// to each answer of that operation; a bare name is an EC2 operation ("CreateVolume" =
+// "ec2:CreateVolume"). Errors name the bad item.
+Result<std::map<std::string, double>> parse_latency_spec(const std::string& text);
 
 // Draws faults with a seeded generator; thread-safe.
 class FaultInjector {

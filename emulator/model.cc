@@ -34,17 +34,18 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Image, id, owner_id, owner_alias
                                                 state, creation_time, ready_at, is_public,
                                                 launch_user_ids, launch_groups, deprecation_time,
                                                 mappings, tags, client_token, source_image_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Layer, id, file, base, blocks, zeros, external)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Snapshot, id, owner_id, owner_alias, volume_id,
                                                 description, volume_size, state, state_message,
                                                 start_time, ready_at, encrypted, kms_key_id, tags,
-                                                client_token, file, direct, sealed, parent_id,
-                                                timeout_at)
+                                                client_token, layer, file, direct, sealed,
+                                                parent_id, timeout_at)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Attachment, instance_id, device, state,
                                                 attach_time, ready_at, loop_device, link)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Volume, id, snapshot_id, zone, volume_type, size,
                                                 iops, throughput, state, create_time, ready_at,
                                                 encrypted, kms_key_id, tags, client_token, file,
-                                                attachment)
+                                                base_layer, materialised, attachment)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Parameter, name, type, value, data_type,
                                                 description, version, last_modified)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(IssuedKey, access_key_id, secret, session_token,
@@ -76,6 +77,7 @@ nlohmann::json to_json(const World& world) {
   nlohmann::json j;
   j["images"] = world.images;
   j["volumes"] = world.volumes;
+  j["layers"] = world.layers;
   j["parameters"] = world.parameters;
   j["keys"] = world.keys;
   j["invisible_until"] = world.invisible_until;
@@ -89,7 +91,7 @@ nlohmann::json to_json(const World& world) {
   }
   j["snapshots"] = snaps;
   j["rng_draws"] = world.rng_draws;
-  j["format"] = 1;
+  j["format"] = 2;  // 2: snapshot content in layers
   return j;
 }
 
@@ -97,6 +99,7 @@ World world_from_json(const nlohmann::json& j) {
   World w;
   w.images = j.value("images", decltype(w.images){});
   w.volumes = j.value("volumes", decltype(w.volumes){});
+  w.layers = j.value("layers", decltype(w.layers){});
   w.parameters = j.value("parameters", decltype(w.parameters){});
   w.keys = j.value("keys", decltype(w.keys){});
   w.invisible_until = j.value("invisible_until", decltype(w.invisible_until){});
@@ -108,6 +111,15 @@ World world_from_json(const nlohmann::json& j) {
         for (const auto& [index, hex] : sj["written"].items()) {
           s.written[std::stoll(index)] = from_hex(hex.get<std::string>());
         }
+      }
+      if (s.layer.empty() && !s.file.empty()) {
+        // Format 1: every snapshot was a whole file; it becomes a layer without a base.
+        Layer layer;
+        layer.id = s.id;
+        layer.file = s.file;
+        layer.external = s.file[0] == '/';
+        s.layer = s.id;
+        w.layers.emplace(s.id, layer);
       }
       w.snapshots[id] = std::move(s);
     }

@@ -59,6 +59,21 @@ struct Image {
   std::string client_token, source_image_id;
 };
 
+// One layer of snapshot content (see layers.cc). A layer with a `base` holds only the
+// blocks that differ from the base's content: `blocks` (data, at their offsets in
+// `file`) and `zeros` (cleared, hiding the base's block); every other block reads as
+// the base's. A layer without a base is a whole sparse file: its data extents are its
+// blocks, holes read as zeros. Snapshots name the layer holding their content, and
+// copies share it; a layer lives while a snapshot, a volume or another layer needs it.
+struct Layer {
+  std::string id;
+  std::string file;             // relative to <data>/snapshots, or absolute: a catalog image
+  std::string base;             // the layer below, "" = none
+  std::vector<int64_t> blocks;  // with a base: own blocks holding data, ascending
+  std::vector<int64_t> zeros;   // with a base: own blocks cleared to zeros, ascending
+  bool external = false;        // a catalog image: never written, never removed
+};
+
 struct Snapshot {
   std::string id, owner_id, owner_alias, volume_id, description;
   int volume_size = 0;              // GiB
@@ -69,7 +84,8 @@ struct Snapshot {
   std::string kms_key_id;
   Tags tags;
   std::string client_token;
-  std::string file;  // data file, relative to <data>/snapshots
+  std::string layer;  // the layer holding this snapshot's content
+  std::string file;   // before layers (state format 1): data file in <data>/snapshots
   // EBS direct (StartSnapshot) bookkeeping; `direct` snapshots complete only by
   // CompleteSnapshot, and fall to "error" at timeout_at.
   bool direct = false;
@@ -95,6 +111,11 @@ struct Volume {
   Tags tags;
   std::string client_token;
   std::string file;  // relative to <data>/volumes
+  // A volume made from a snapshot has no file of its own until it is attached (nothing
+  // else can write it): until then its content is `base_layer`'s. Once materialised,
+  // base_layer is what the file was last compared with, for CreateSnapshot's diff.
+  std::string base_layer;
+  bool materialised = true;
   std::optional<Attachment> attachment;
 };
 
@@ -113,6 +134,7 @@ struct IssuedKey {
 struct World {
   std::map<std::string, Image> images;
   std::map<std::string, Snapshot> snapshots;
+  std::map<std::string, Layer> layers;
   std::map<std::string, Volume> volumes;
   std::map<std::string, Parameter> parameters;
   std::map<std::string, IssuedKey> keys;

@@ -1,6 +1,7 @@
 // awsemu's whole program as a library call, so `amibake emulator ARGS...` and the
 // awsemu binary behave the same. The first line on stdout is the endpoint URL, printed
-// only once requests are answered, so scripts can read it and connect at once.
+// only once requests are answered, so scripts can read it and connect at once. The
+// requests answered per operation go to stderr on SIGUSR1 and at stop.
 #include <pthread.h>
 
 #include <csignal>
@@ -10,6 +11,16 @@
 #include "emulator/server.h"
 
 namespace amibake::emu {
+namespace {
+
+// One stderr line per operation: "awsemu: calls: ec2:CreateSnapshot 3".
+void print_call_counts(Emulator& emulator) {
+  auto counts = emulator.call_counts();
+  if (counts.empty()) log::info("awsemu: calls: none");
+  for (const auto& [op, n] : counts) log::info("awsemu: calls: " + op + " " + std::to_string(n));
+}
+
+}  // namespace
 
 int run_main(int argc, char** argv) {
   auto parsed = parse_command_line(argc, argv);
@@ -27,6 +38,7 @@ int run_main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   Emulator emulator(*parsed);
@@ -39,9 +51,10 @@ int run_main(int argc, char** argv) {
   log::info("awsemu: access key id " + parsed->access_key_id +
             " (secret: see emulator/README.md or --secret-access-key); region us-east-1");
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGUSR1) print_call_counts(emulator);
   log::info("awsemu: stopping");
   emulator.stop();
+  print_call_counts(emulator);
   return 0;
 }
 

@@ -142,8 +142,32 @@ void send_reset(const httplib::Request& req, httplib::Response& res) {
       [](size_t, size_t, httplib::DataSink&) { return false; });
 }
 
+bool from_loopback(const httplib::Request& req) {
+  const std::string& a = req.remote_addr;
+  return a.rfind("127.", 0) == 0 || a == "::1" || a.rfind("::ffff:127.", 0) == 0;
+}
+
+// GET /_awsemu/stats: requests per operation since start, as a JSON object. Unsigned,
+// so only for clients on this machine.
+void send_stats(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  if (!from_loopback(req)) {
+    res.status = 403;
+    res.set_content("awsemu: /_awsemu/stats answers loopback clients only\n", "text/plain");
+    return;
+  }
+  if (req.method != "GET") {
+    res.status = 405;
+    res.set_content("awsemu: /_awsemu/stats takes GET\n", "text/plain");
+    return;
+  }
+  nlohmann::json counts = nlohmann::json::object();
+  for (const auto& [op, n] : ctx.call_counts()) counts[op] = n;
+  res.set_content(counts.dump(), "application/json");
+}
+
 void handle(Context& ctx, std::atomic<uint64_t>& fault_sequence, const httplib::Request& req,
             httplib::Response& res) {
+  if (req.path == "/_awsemu/stats") return send_stats(ctx, req, res);
   if (req.path.rfind("/latest/", 0) == 0) {
     std::map<std::string, std::string> headers;
     for (const auto& [k, v] : req.headers) {
@@ -163,12 +187,23 @@ void handle(Context& ctx, std::atomic<uint64_t>& fault_sequence, const httplib::
     return;
   }
   Call call = std::move(built).value();
+  const std::string op = call.service + ":" + call.action;
+  ctx.count_call(op);
+  // --latency: every answer of the operation waits, after the work and without any lock
+  // held, as a round trip to AWS would.
+  auto latency = ctx.options().latency_ms.find(op);
+  double delay_ms = latency == ctx.options().latency_ms.end() ? 0 : latency->second;
+  auto answer = [delay_ms, &res](Reply&& reply) {
+    if (delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(delay_ms));
+    send_reply(std::move(reply), res);
+  };
   {
     std::lock_guard<std::mutex> lock(ctx.mu());
     ctx.advance();
   }
-  if (auto refused = authenticate(ctx, call, raw)) return send_reply(std::move(*refused), res);
-  if (auto denied = check_denied(ctx, call)) return send_reply(std::move(*denied), res);
+  if (auto refused = authenticate(ctx, call, raw)) return answer(std::move(*refused));
+  if (auto denied = check_denied(ctx, call)) return answer(std::move(*denied));
   Fault fault = ctx.faults().draw(call.action);
   uint64_t seq = fault_sequence++;
   switch (fault) {
@@ -176,7 +211,7 @@ void handle(Context& ctx, std::atomic<uint64_t>& fault_sequence, const httplib::
     case Fault::k5xx:
       log::info("awsemu: fault: " + call.action + ": injected " +
                 (fault == Fault::kThrottle ? "throttle" : "server error"));
-      return send_reply(fault_reply(call, fault, seq), res);
+      return answer(fault_reply(call, fault, seq));
     case Fault::kReset:
       log::info("awsemu: fault: " + call.action + ": connection reset");
       return send_reset(req, res);
@@ -196,7 +231,7 @@ void handle(Context& ctx, std::atomic<uint64_t>& fault_sequence, const httplib::
     }
     case Fault::kNone: break;
   }
-  send_reply(route(ctx, call), res);
+  answer(route(ctx, call));
 }
 
 }  // namespace

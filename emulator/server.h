@@ -2,6 +2,7 @@
 // binary, by `amibake emulator`, and by tests).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -27,6 +28,9 @@ class Emulator {
   // Returns "http://127.0.0.1:<port>".
   std::string url() const;
   Context& context() { return *ctx_; }
+  // Returns the requests answered per operation since start ("ec2:CreateSnapshot" -> 3),
+  // as GET /_awsemu/stats does.
+  std::map<std::string, uint64_t> call_counts() { return ctx_->call_counts(); }
 
  private:
   struct Impl;

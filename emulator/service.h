@@ -10,15 +10,15 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "emulator/faults.h"
 #include "emulator/model.h"
@@ -41,6 +41,8 @@ struct Options {
   bool verify_signatures = true;
   int threads = 64;
   bool unshared_catalog_snapshots = false;  // catalog snapshots not usable by the account
+  // --latency: "service:Action" -> milliseconds added to each answer of that operation.
+  std::map<std::string, double> latency_ms;
 };
 
 enum class Protocol { kEc2, kQuery, kJson, kRestJson };
@@ -110,7 +112,7 @@ class Context {
   // Loads state.json if present. Call once before serving.
   Status load();
 
-  std::string snapshot_path(const Snapshot& s) const;
+  std::string layer_path(const Layer& layer) const;
   std::string volume_path(const Volume& v) const;
   std::string device_dir() const;
 
@@ -126,6 +128,18 @@ class Context {
   // Cache of block checksums of completed (immutable) snapshots: "snap/index" -> b64.
   std::mutex& cache_mu() { return cache_mu_; }
   std::map<std::string, std::string>& checksum_cache() { return checksum_cache_; }
+
+  // Block lists of completed layers, which never change (layers.cc; mu() held).
+  struct LayerCache {
+    std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> root_extents;
+    std::map<std::string, std::shared_ptr<const std::vector<int64_t>>> content;
+  };
+  LayerCache& layer_cache() { return layer_cache_; }
+
+  // Counts one request of `op` ("ec2:CreateSnapshot"); thread-safe, any lock.
+  void count_call(const std::string& op);
+  // Returns the requests counted per operation since start; thread-safe.
+  std::map<std::string, uint64_t> call_counts();
 
  private:
   Options options_;
@@ -144,6 +158,9 @@ class Context {
   std::mutex cache_mu_;
   std::map<std::string, std::string> checksum_cache_;
   std::map<std::string, int> puts_in_flight_;
+  LayerCache layer_cache_;
+  std::mutex counts_mu_;
+  std::map<std::string, uint64_t> call_counts_;
 };
 
 // ---- replies ---------------------------------------------------------------
