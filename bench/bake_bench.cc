@@ -11,6 +11,9 @@
 //     parent (the owned copy's root) and of the new root snapshot is downloaded and
 //     hashed; blocks whose content differs are counted (absent = zeros).
 //   - amibake's fetch throughput / awsemu's raw GetSnapshotBlock throughput  [>= 0.8]
+//   - the lazy fetch (issue 12): blocks fetched / written, wall time, bytes down; then with
+//     awsemu --latency (60 ms per GetSnapshotBlock, 100 ms per PutSnapshotBlock) the full
+//     and the lazy bake's wall times and their ratio                      [<= 0.01, < 3 s, <= 0.15]
 //   - then the chroot method on the same base: wall time and time per step
 //     the raw figure is this program reading every block of the same snapshot with the
 //     same concurrency through the same AwsClient (SigV4, checksum check included),
@@ -183,8 +186,8 @@ int main(int argc, char** argv) {
       "AMIBAKE_POLL_MS=100", "AWS_PROFILE=", "AWS_SESSION_TOKEN="};
 
   auto t0 = Clock::now();
-  int rc = testing::run_capture({AMIBAKE_BINARY, "build", src + "/examples/batch-worker.toml", "--concurrency",
-                                 std::to_string(concurrency)},
+  int rc = testing::run_capture({AMIBAKE_BINARY, "build", src + "/examples/batch-worker.toml",
+                                 "--concurrency", std::to_string(concurrency), "--fetch", "full"},
                                 env, &out, &err);
   double wall = since(t0);
   if (rc != 0) return fail("amibake build failed (exit " + std::to_string(rc) + "):\n" + err);
@@ -241,6 +244,68 @@ int main(int argc, char** argv) {
   std::printf("  raw GetSnapshotBlock     %8.1f MiB/s (%.1f MiB in %.3f s, same concurrency, no local write)\n", raw_rate,
               mib(raw.bytes), raw.seconds);
   std::printf("  fetch / raw              %8.3f     [target >= 0.8]\n", raw_rate > 0 ? fetch_rate / raw_rate : 0.0);
+
+  // The lazy fetch (issue 12) on the same base: only the blocks the install touches.
+  // Each run is --force (same recipe) and its figures come from its manifest.
+  struct Run {
+    double wall = 0;
+    json manifest;
+  };
+  auto build = [&](std::vector<std::string> extra) -> Result<Run> {
+    std::vector<std::string> argv = {
+        AMIBAKE_BINARY, "build",         src + "/examples/batch-worker.toml",
+        "--force",      "--concurrency", std::to_string(concurrency)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto start = Clock::now();
+    std::string o, e;
+    if (testing::run_capture(argv, env, &o, &e) != 0)
+      return make_error("amibake build failed:\n" + e);
+    Run r;
+    r.wall = since(start);
+    std::smatch id;
+    if (!std::regex_search(e, id, re)) return make_error("no build id in:\n" + e);
+    r.manifest = json::parse(
+        read_file(*dir + "/state/amibake/builds/" + id.str() + ".manifest.json").value_or("{}"),
+        nullptr, false);
+    return r;
+  };
+  auto lazy = build({"--fetch", "lazy"});
+  if (!lazy) return fail(lazy.error().message);
+  const json& li = lazy->manifest["steps"]["install"];
+  int64_t listed = li.value("blocks_listed", int64_t{0}),
+          lazy_fetched = li.value("blocks_fetched", int64_t{0});
+  std::printf("  lazy fetch, speed 0:\n");
+  std::printf("    wall time              %8.2f s   [target < 3 s]\n", lazy->wall);
+  std::printf("    blocks fetched/written %8lld / %lld = %.4f  [target <= 0.01; full fetch 1.0]\n",
+              (long long)lazy_fetched, (long long)listed,
+              listed ? double(lazy_fetched) / double(listed) : 0.0);
+  std::printf("    bytes downloaded       %8.1f MiB (full fetch: %.1f MiB)\n",
+              mib(li.value("bytes_fetched", uint64_t{0})), mib(fetched));
+  // The same with AWS-like per-call latency: awsemu restarted on its data with --latency.
+  emu.stop();
+  if (!emu.start({AWSEMU_BINARY, "--port", "0", "--data", *dir + "/emu", "--catalog", catalog,
+                  "--speed", "0", "--latency", "ebs:GetSnapshotBlock=60,ebs:PutSnapshotBlock=100"},
+                 {}, *dir + "/emu2.log", &err)) {
+    return fail(err);
+  }
+  line = emu.wait_for_line("awsemu listening on ", std::chrono::seconds(30));
+  if (line.empty()) return fail("awsemu did not restart; see " + *dir + "/emu2.log");
+  url = line.substr(std::string("awsemu listening on ").size());
+  url = url.substr(0, url.find_first_of(" \r\n"));
+  for (auto& kv : env) {
+    if (kv.rfind("AWS_ENDPOINT_URL=", 0) == 0) kv = "AWS_ENDPOINT_URL=" + url;
+  }
+  auto full_lat = build({"--fetch", "full"});
+  if (!full_lat) return fail(full_lat.error().message);
+  auto lazy_lat = build({"--fetch", "lazy"});  // prefetches what the lazy run above read
+  if (!lazy_lat) return fail(lazy_lat.error().message);
+  std::printf("  with --latency ebs:GetSnapshotBlock=60,ebs:PutSnapshotBlock=100:\n");
+  std::printf("    full fetch wall time   %8.2f s\n", full_lat->wall);
+  std::printf(
+      "    lazy fetch wall time   %8.2f s   (%lld blocks prefetched)\n", lazy_lat->wall,
+      (long long)lazy_lat->manifest["steps"]["install"].value("blocks_prefetched", int64_t{0}));
+  std::printf("    lazy / full            %8.3f     [target <= 0.15]\n",
+              full_lat->wall > 0 ? lazy_lat->wall / full_lat->wall : 0.0);
 
   // The chroot method on the same base (issue 7): awsemu plays the EC2 host (IMDSv2 on
   // its port, AttachVolume as a loop device with a by-id link in its device folder).

@@ -43,30 +43,7 @@ using testing::ReadOnlyRoot;
 
 std::string recipe(const std::string& name) { return testing::example_recipe(name); }
 
-// Everything about a root tree that the two methods must agree on: per path its type,
-// mode, owner, size, content digest, link target and SELinux label. Times are left out
-// (the payload is written at different moments).
-std::map<std::string, std::string> tree_of(const std::string& root) {
-  std::map<std::string, std::string> out;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
-       ++it) {
-    std::string p = it->path().string();
-    struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0) continue;
-    std::string d = std::to_string(st.st_mode) + " " + std::to_string(st.st_uid) + ":" +
-                    std::to_string(st.st_gid);
-    if (S_ISREG(st.st_mode)) {
-      d += " " + std::to_string(st.st_size) + " " + aws::sha256_hex(read_file(p).value_or("?"));
-    } else if (S_ISLNK(st.st_mode)) {
-      d += " -> " + fs::read_symlink(p).string();
-    }
-    char label[256];
-    ssize_t n = ::lgetxattr(p.c_str(), "security.selinux", label, sizeof label);
-    if (n > 0) d += " se:" + std::string(label, static_cast<size_t>(n));
-    out[p.substr(root.size())] = d;
-  }
-  return out;
-}
+using testing::tree_of;
 
 class Chroot : public testing::BakeFixture {
  protected:

@@ -53,7 +53,9 @@ class Resilience : public testing::BakeFixture {
   // Starts a build in the background with `args` after "build"; its stderr/stdout go
   // to dir_/build.N.log.
   void start_build(BackgroundProcess& p, const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {AMIBAKE_BINARY, "build"};
+    // The full fetch, whose steps these kills and interrupts aim at one by one; the lazy
+    // fetch's own kill -9 and faults are in bake_lazy_test.
+    std::vector<std::string> argv = {AMIBAKE_BINARY, "build", "--fetch", "full"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::string err;
     build_log_ = dir_ + "/build." + std::to_string(++builds_) + ".log";

@@ -393,6 +393,7 @@ Result<Journal> open_or_create_journal(const BuildOptions& o, const std::string&
                 {"stamp", utc_stamp()}};
   // cleanup and gc look for the attached volume's device where the build did.
   if (o.method == "chroot") start["device_dir"] = o.device_dir;
+  if (o.method == "direct") start["fetch"] = o.fetch;
   return Journal::create(dir, Journal::new_build_id(), start);
 }
 
@@ -581,6 +582,18 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
   AMIBAKE_TRY(journal.finished({{"ami", result.ami_id}}));
   // The local image is only needed to resume; a finished build drops it.
   std::filesystem::remove_all(ctx.work);
+  if (options.method == "direct" && ctx.results.count("upload")) {
+    // What crossed the network, the figure lazy fetch exists for.
+    const json& in = ctx.results["install"].value("mode", "") == "lazy" ? ctx.results["install"]
+                                                                        : ctx.results["fetch"];
+    const json& up = ctx.results["upload"];
+    events.info("moved: fetched " + std::to_string(in.value("blocks_fetched", uint64_t{0})) +
+                " of " + std::to_string(in.value("blocks_listed", uint64_t{0})) +
+                " written blocks (" + std::to_string(in.value("blocks_prefetched", uint64_t{0})) +
+                " by prefetch, " + std::to_string(in.value("bytes_fetched", uint64_t{0}) >> 20) +
+                " MiB down), uploaded " + std::to_string(up.value("changed_blocks", uint64_t{0})) +
+                " (" + std::to_string(up.value("bytes", uint64_t{0}) >> 20) + " MiB up)");
+  }
   events.step("done", result.ami_id + " in " + result.region + " (manifest " +
                           result.manifest_path + ")");
   return result;

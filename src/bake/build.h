@@ -45,6 +45,9 @@ struct BuildOptions {
   // chroot method: where udev's by-id links of attached EBS volumes are
   // (nvme-Amazon_Elastic_Block_Store_vol…); awsemu makes them in its own folder.
   std::string device_dir = "/dev/disk/by-id";
+  // direct method: "lazy" fetches only the blocks the install reads (FUSE), "full" every
+  // written block, "auto" lazy when FUSE works here, else full (saying so).
+  std::string fetch = "auto";
   // Called once the build id is known (the CLI keeps it for its Ctrl-C message).
   std::function<void(const std::string&)> on_build_id;
 };

@@ -7,12 +7,12 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "aws/client.h"
+#include "aws/ebs.h"
 #include "aws/query.h"
 #include "aws/waiter.h"
 #include "bake/build.h"
@@ -120,9 +120,25 @@ inline nlohmann::json yielded(const std::string& ami, const std::string& twin) {
   return {{"reuse_image", ami}, {"yielded_to", twin}};
 }
 
-// Installs the payload into the disk (a local image file or an attached block device)
-// with Ctrl-C/SIGTERM held while it is mounted; returns the install report as JSON.
-Result<nlohmann::json> install_payload_held(StepContext& ctx, const std::string& disk);
+// Installs the payload into the disk (a local image file, a lazy disk's FUSE file, or an
+// attached block device) with Ctrl-C/SIGTERM held while it is mounted; returns the
+// install report as JSON. `lazy`: the disk is a lazy disk's file (direct I/O loop, ext4
+// without background bitmap reads).
+Result<nlohmann::json> install_payload_held(StepContext& ctx, const std::string& disk,
+                                            bool lazy = false);
+
+// The lazy fetch (lazy_fetch.cc). save_listing keeps the snapshot's block list and
+// tokens for install_lazily, which installs through a lazy disk (falling back to
+// `full_fetch` with --fetch auto when FUSE cannot be used) and lists the blocks to upload
+// for lazy_changed_blocks. lazy_unavailable_reason is "" when /dev/fuse opens.
+// release_lazy_leftovers unmounts and detaches what a killed lazy install left under
+// `work` (one event line per action).
+Status save_listing(const StepContext& ctx, const aws::ebs::SnapshotBlocks& blocks);
+Result<nlohmann::json> install_lazily(StepContext& ctx,
+                                      const std::function<Result<nlohmann::json>()>& full_fetch);
+Result<std::vector<uint64_t>> lazy_changed_blocks(const StepContext& ctx);
+std::string lazy_unavailable_reason();
+void release_lazy_leftovers(const std::string& work, Events& events);
 
 // The chroot method's steps (chroot.cc). Each returns its journaled result.
 Result<nlohmann::json> step_host(StepContext& ctx);

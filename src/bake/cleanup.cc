@@ -16,6 +16,7 @@
 #include "aws/waiter.h"
 #include "bake/attached_device.h"
 #include "bake/build.h"
+#include "bake/build_steps.h"
 #include "bake/host_checks.h"
 #include "bake/journal.h"
 #include "base/files.h"
@@ -174,6 +175,9 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
     std::error_code ec;
     std::string work = journal ? journal->state().start_string("work_dir", default_work_dir())
                                : default_work_dir();
+    // A killed lazy install leaves its FUSE mount (and a loop device over it) in the
+    // build's folder: let go of those before removing the folder.
+    release_lazy_leftovers(work + "/" + build_id, events);
     std::filesystem::remove_all(work + "/" + build_id, ec);
   }
   return report;

@@ -118,9 +118,9 @@ std::string hashes_path(const StepContext& ctx) { return ctx.work + "/root.befor
 
 }  // namespace
 
-// ---- step: fetch ----
-Result<json> step_fetch(StepContext& ctx) {
-  std::string snap = base_source(ctx)["root_snapshot"];
+namespace {
+
+Result<aws::ebs::SnapshotBlocks> list_blocks(StepContext& ctx, const std::string& snap) {
   aws::ebs::ListSnapshotBlocksRequest list;
   list.snapshot_id = snap;
   AMIBAKE_ASSIGN(auto blocks, aws::ebs::list_snapshot_blocks(ctx.client, list));
@@ -128,6 +128,13 @@ Result<json> step_fetch(StepContext& ctx) {
     return make_error(snap + ": block size " + std::to_string(blocks.block_size) +
                       " is not the 512 KiB amibake handles");
   }
+  return blocks;
+}
+
+// Fetches every written block into the local image (the full fetch).
+Result<json> fetch_all(StepContext& ctx) {
+  std::string snap = base_source(ctx)["root_snapshot"];
+  AMIBAKE_ASSIGN(auto blocks, list_blocks(ctx, snap));
   uint64_t size = static_cast<uint64_t>(blocks.volume_size) << 30;
   AMIBAKE_ASSIGN(auto img, image::BlockImage::create(image_path(ctx), size));
   image::BlockHashes before(img.block_count());
@@ -154,17 +161,49 @@ Result<json> step_fetch(StepContext& ctx) {
   AMIBAKE_TRY(img.sync());
   AMIBAKE_TRY(save_hashes(hashes_path(ctx), before));
   double secs = since(t0);
-  return json{{"image", image_path(ctx)},
+  return json{
+      {"mode", "full"},
+      {"image", image_path(ctx)},
+      {"volume_size_gib", blocks.volume_size},
+      {"blocks", blocks.blocks.size()},
+      {"blocks_listed", blocks.blocks.size()},
+      {"blocks_fetched", blocks.blocks.size()},
+      {"bytes", bytes.load()},
+      {"bytes_fetched", bytes.load()},
+      {"seconds", secs},
+      {"mib_per_second", secs > 0 ? static_cast<double>(bytes.load()) / (1 << 20) / secs : 0}};
+}
+
+}  // namespace
+
+// ---- step: fetch ----
+// --fetch full reads every written block now. lazy (and auto, where FUSE works) only
+// lists them: the install step reads what it needs through the lazy disk (lazy_fetch.cc).
+Result<json> step_fetch(StepContext& ctx) {
+  const std::string& requested = ctx.options.fetch;
+  if (requested == "auto") {
+    if (std::string why = lazy_unavailable_reason(); !why.empty()) {
+      ctx.events.info("lazy fetch unavailable (" + why + "): fetching every written block");
+      return fetch_all(ctx);
+    }
+  }
+  if (requested == "full") return fetch_all(ctx);
+  std::string snap = base_source(ctx)["root_snapshot"];
+  AMIBAKE_ASSIGN(auto blocks, list_blocks(ctx, snap));
+  AMIBAKE_TRY(save_listing(ctx, blocks));
+  ctx.events.info(snap + ": " + std::to_string(blocks.blocks.size()) + " written blocks of " +
+                  std::to_string(blocks.volume_size) +
+                  " GiB; fetching only what the install reads");
+  return json{{"mode", "lazy"},
+              {"requested", requested},
               {"volume_size_gib", blocks.volume_size},
-              {"blocks", blocks.blocks.size()},
-              {"bytes", bytes.load()},
-              {"seconds", secs},
-              {"mib_per_second", secs > 0 ? static_cast<double>(bytes.load()) / (1 << 20) / secs : 0}};
+              {"blocks_listed", blocks.blocks.size()}};
 }
 
 // ---- step: install ----
-Result<json> install_payload_held(StepContext& ctx, const std::string& disk) {
+Result<json> install_payload_held(StepContext& ctx, const std::string& disk, bool lazy) {
   PayloadSpec spec;
+  spec.lazy_disk = lazy;
   spec.volumes.reserve(ctx.options.recipe.volumes.size());
   for (const auto& v : ctx.options.recipe.volumes) {
     spec.volumes.push_back({v.datavol, v.required_by_set, v.hide_existing});
@@ -182,14 +221,21 @@ Result<json> install_payload_held(StepContext& ctx, const std::string& disk) {
   sigaddset(&hold, SIGINT);
   sigaddset(&hold, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &hold, &previous);
-  auto report = install_payload(disk, spec);
+  // A lazy disk is served by this process: the install then runs in a child, so a kill -9
+  // of this process cannot leave it stuck on its own FUSE file (install_payload_in_child).
+  auto report = lazy ? install_payload_in_child(disk, spec) : install_payload(disk, spec);
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (!report) return report.error();
   for (const auto& line : report->log) ctx.events.info(line);
   return report->to_json();
 }
 
-Result<json> step_install(StepContext& ctx) { return install_payload_held(ctx, image_path(ctx)); }
+Result<json> step_install(StepContext& ctx) {
+  if (ctx.results["fetch"].value("mode", "full") == "lazy") {
+    return install_lazily(ctx, [&ctx] { return fetch_all(ctx); });
+  }
+  return install_payload_held(ctx, image_path(ctx), /*lazy=*/false);
+}
 
 std::string root_snapshot_description(StepContext& ctx) {
   return "amibake build " + ctx.build_id + ": root of " +
@@ -221,9 +267,16 @@ Result<bool> remove_if_failed(StepContext& ctx, const std::string& id) {
 Result<json> step_upload(StepContext& ctx) {
   std::string parent = base_source(ctx)["root_snapshot"];
   AMIBAKE_ASSIGN(auto img, image::BlockImage::open(image_path(ctx)));
-  AMIBAKE_ASSIGN(auto before, load_hashes(hashes_path(ctx)));
-  image::BlockHashes after;
-  AMIBAKE_ASSIGN(auto changed, img.changed_blocks(before, /*threads=*/2, &after));
+  std::vector<image::ChangedBlock> changed;
+  if (ctx.results["install"].value("mode", "full") == "lazy") {
+    // The lazy install listed them (dirty blocks that differ from what was fetched).
+    AMIBAKE_ASSIGN(auto indices, lazy_changed_blocks(ctx));
+    for (uint64_t i : indices) changed.push_back({i, false});
+  } else {
+    AMIBAKE_ASSIGN(auto before, load_hashes(hashes_path(ctx)));
+    image::BlockHashes after;
+    AMIBAKE_ASSIGN(changed, img.changed_blocks(before, /*threads=*/2, &after));
+  }
   ctx.events.info(std::to_string(changed.size()) + " blocks changed by the install");
 
   // An earlier attempt's snapshot (same build) is reused while it is pending (blocks can

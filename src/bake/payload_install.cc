@@ -27,16 +27,23 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <csignal>
 #include <cstring>
+#include <iostream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <sstream>
 
 #include "base/files.h"
+#include "base/subprocess.h"
 #include "datavol/filesystem.h"
 #include "datavol/units.h"
 #include "image/in_root.h"
@@ -390,7 +397,9 @@ Status refuse_problems(const ImageCheck& check, const std::string& image) {
 
 Result<PayloadReport> install_payload(const std::string& disk_image, const PayloadSpec& spec) {
   PayloadReport report;
-  AMIBAKE_ASSIGN(auto root, image::mount_root(disk_image));
+  image::RootMountOptions mount_options;
+  mount_options.lazy_image = spec.lazy_disk;
+  AMIBAKE_ASSIGN(auto root, image::mount_root(disk_image, mount_options));
   const auto& part = root.partition();
   report.root_partition = std::string(image::table_kind_name(root.table().kind)) + " partition " +
                           std::to_string(part.index) + " at byte " + std::to_string(part.start) +
@@ -440,6 +449,93 @@ Result<PayloadReport> install_payload(const std::string& disk_image, const Paylo
   }
   AMIBAKE_TRY(root.release());
   return report;
+}
+
+namespace {
+
+nlohmann::json spec_to_json(const PayloadSpec& spec) {
+  nlohmann::json volumes = nlohmann::json::array();
+  for (const auto& v : spec.volumes) {
+    // The datavol settings travel as datavol's own config text (one volume each).
+    datavol::Config one;
+    one.volumes = {v.config};
+    volumes.push_back({{"config", datavol::render_config(one)},
+                       {"required_by_set", v.required_by_set},
+                       {"hide_existing", v.hide_existing}});
+  }
+  return {{"volumes", volumes},
+          {"datavol_binary", spec.datavol_binary},
+          {"image_name", spec.image_name},
+          {"lazy_disk", spec.lazy_disk}};
+}
+
+Result<PayloadSpec> spec_from_json(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return make_error("install child: bad spec on stdin");
+  PayloadSpec spec;
+  for (const auto& v : j.value("volumes", nlohmann::json::array())) {
+    AMIBAKE_ASSIGN(auto config, datavol::parse_config(v.value("config", ""), "install spec"));
+    if (config.volumes.size() != 1) return make_error("install child: one volume per entry");
+    spec.volumes.push_back({config.volumes.front(), v.value("required_by_set", true),
+                            v.value("hide_existing", false)});
+  }
+  spec.datavol_binary = j.value("datavol_binary", "");
+  spec.image_name = j.value("image_name", "");
+  spec.lazy_disk = j.value("lazy_disk", false);
+  return spec;
+}
+
+}  // namespace
+
+Result<PayloadReport> install_payload_in_child(const std::string& disk_image,
+                                               const PayloadSpec& spec) {
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return make_error("cannot find this program's path (/proc/self/exe)");
+  self[n] = 0;
+  RunOptions run;
+  run.stdin_data = spec_to_json(spec).dump();
+  AMIBAKE_ASSIGN(auto child, run_process({self, "__install-payload", disk_image}, run));
+  auto answer = nlohmann::json::parse(child.out, nullptr, false);
+  if (answer.is_discarded() || !answer.is_object()) {
+    return make_error("install: the install process ended with exit code " +
+                      std::to_string(child.exit_code) + " and no answer" +
+                      (child.err.empty() ? "" : ": " + child.err));
+  }
+  if (answer.contains("error")) {
+    const auto& e = answer["error"];
+    return make_error(e.value("message", "install failed"), e.value("hint", ""),
+                      e.value("code", 1));
+  }
+  const auto& r = answer["report"];
+  PayloadReport report;
+  report.root_partition = r.value("root_partition", "");
+  report.init = r.value("init", "");
+  report.arch = r.value("arch", "");
+  report.os = r.value("os", "");
+  report.files = r.value("files", std::vector<std::string>{});
+  report.log = r.value("log", std::vector<std::string>{});
+  return report;
+}
+
+int run_install_payload_child(const std::string& disk_image) {
+  // Killed with the bake: a stuck I/O then fails once the FUSE server's connection closes.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  auto spec = spec_from_json(text);
+  Result<PayloadReport> report =
+      spec ? install_payload(disk_image, *spec) : Result<PayloadReport>(spec.error());
+  nlohmann::json out;
+  if (report) {
+    out["report"] = report->to_json();
+    out["report"]["log"] = report->log;
+  } else {
+    out["error"] = {{"message", report.error().message},
+                    {"hint", report.error().hint},
+                    {"code", report.error().code}};
+  }
+  std::cout << out.dump() << std::endl;
+  return report ? 0 : 1;
 }
 
 }  // namespace amibake::bake

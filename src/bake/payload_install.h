@@ -27,6 +27,9 @@ struct PayloadSpec {
   std::string datavol_binary;  // path of a datavol to install; empty = the embedded one
   std::string image_name;      // names the image in refusals ("ami-0abc (al2023-…)");
                                // empty = the disk image's path
+  // The disk is a lazy disk's FUSE file: its loop device uses direct I/O (requests of up to
+  // 1 MiB, one fetch each) and ext4 is mounted without background bitmap reads.
+  bool lazy_disk = false;
 };
 
 struct PayloadReport {
@@ -80,5 +83,17 @@ Result<PayloadReport> install_payload(const std::string& disk_image, const Paylo
 
 // Returns the datavol binary for `arch` ("x86_64"), or an error naming what exists.
 Result<std::string> embedded_datavol(const std::string& arch);
+
+// The install in a child process, for a disk served by this process (a lazy disk's FUSE
+// file): if this process is killed while the child's I/O waits on the FUSE server, the
+// kernel aborts the FUSE connection as this process's files close, the child's I/O fails
+// and it exits; were the install in this process, a thread stuck in that I/O would keep the
+// process, and so the FUSE server, from ever finishing (kill -9 would hang in state D).
+// install_payload_in_child runs `<self> __install-payload DISK` with the spec on stdin and
+// returns its report; run_install_payload_child is that command's body (reads the spec
+// from stdin, writes {"report": …} or {"error": …} to stdout, returns the exit code).
+Result<PayloadReport> install_payload_in_child(const std::string& disk_image,
+                                               const PayloadSpec& spec);
+int run_install_payload_child(const std::string& disk_image);
 
 }  // namespace amibake::bake

@@ -5,11 +5,11 @@
 // progress, logs and errors go to stderr. Exit codes: 0 success, 1 failure, 2 usage,
 // 130 interrupted (STYLE.md).
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <iostream>
 
 #include "aws/config.h"
+#include "bake/payload_install.h"
 #include "base/log.h"
 #include "cli/base_cmd.h"
 #include "cli/build_cmds.h"
@@ -119,6 +119,10 @@ int main(int argc, char** argv) {
   // user's dry run. Its arguments are awsemu's, so they bypass this parser.
   command("emulator", "run the local AWS endpoint (awsemu; same flags, see `amibake emulator --help`)",
           [] { return 0; });
+  // Internal: the payload install in a child process (bake/payload_install.h).
+  if (argc == 3 && std::string_view(argv[1]) == "__install-payload") {
+    return bake::run_install_payload_child(argv[2]);
+  }
   if (argc >= 2 && std::string_view(argv[1]) == "emulator") {
     std::string name = "awsemu";
     std::vector<char*> emu_argv = {name.data()};

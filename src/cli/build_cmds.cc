@@ -60,6 +60,7 @@ Result<bake::BuildOptions> options_from(const BuildFlags& f) {
   }
   o.method = f.method.empty() ? "direct" : f.method;
   if (!f.device_dir.empty()) o.device_dir = f.device_dir;
+  if (!f.fetch.empty()) o.fetch = f.fetch;
   o.resume_id = f.resume;
   o.force = f.force;
   o.concurrency = f.concurrency;
@@ -89,6 +90,11 @@ void add_build_flags(CLI::App& cmd, BuildFlags& f, bool with_build) {
   cmd.add_option("--journal-dir", f.journal_dir, "where build journals are kept");
   cmd.add_option("--device-dir", f.device_dir,
                  "chroot: where udev links attached EBS volumes by id (default /dev/disk/by-id)");
+  cmd.add_option("--fetch", f.fetch,
+                 "direct: how the base's blocks are read: lazy (only the blocks the install "
+                 "touches, through FUSE), full (every written block) or auto (lazy, else full; "
+                 "the default)")
+      ->check(CLI::IsMember({"auto", "lazy", "full"}));
   cmd.add_option("--datavol-binary", f.datavol_binary,
                  "install this datavol binary instead of the embedded one");
 }
@@ -115,6 +121,7 @@ int run_build_command(const aws::ClientSettings& settings, const BuildFlags& fla
     if (f.recipe.empty()) f.recipe = j->state().start_string("recipe");
     if (f.method.empty()) f.method = j->state().start_string("method", "direct");
     if (f.device_dir.empty()) f.device_dir = j->state().start_string("device_dir");
+    if (f.fetch.empty()) f.fetch = j->state().start_string("fetch");
   }
   auto o = options_from(f);
   if (!o) return report_error(o.error());

@@ -18,6 +18,7 @@ struct BuildFlags {
   int concurrency = 16;
   std::string work_dir, journal_dir, datavol_binary;
   std::string device_dir;  // chroot: udev by-id folder; empty: the resumed build's, else default
+  std::string fetch;       // direct: auto | lazy | full; empty: the resumed build's, else auto
 };
 
 // Adds the flags of `plan` (with_build = false) or `build` (true) to `cmd`.

@@ -44,10 +44,14 @@
 #define FUSE_USE_VERSION 35
 #include "image/lazy_disk.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
+#include <linux/loop.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -373,7 +377,12 @@ Status LazyDisk::Impl::mount_fuse() {
   if (::access(options_.fuse_device.c_str(), R_OK | W_OK) != 0)
     return sys_error(options_.fuse_device, "FUSE is not available", errno,
                      hint + " (or load the fuse module)");
-  AMIBAKE_ASSIGN(mount_dir_, make_temp_dir("amibake-lazy"));
+  if (options_.mount_dir.empty()) {
+    AMIBAKE_ASSIGN(mount_dir_, make_temp_dir("amibake-lazy"));
+  } else {
+    mount_dir_ = options_.mount_dir;
+    AMIBAKE_TRY(make_dirs(mount_dir_, 0700));
+  }
   ::chmod(mount_dir_.c_str(), 0700);
   file_ = mount_dir_ + "/" + kFileName;
 
@@ -761,5 +770,98 @@ std::vector<DirtyBlock> LazyDisk::dirty_blocks() const { return impl_->dirty_blo
 bool LazyDisk::saw_io_error() const { return impl_->saw_io_error(); }
 std::string LazyDisk::fetch_error() const { return impl_->fetch_error(); }
 std::string LazyDisk::io_flusher_warning() const { return impl_->io_flusher_warning(); }
+
+namespace {
+
+struct MountLine {
+  std::string mount_point, fstype, source;
+};
+
+// /proc/self/mountinfo: "36 35 7:3 / /mnt rw,... shared:1 - xfs /dev/loop3 rw,...". Octal
+// escapes (\040 for a space) are decoded in the mount point.
+std::vector<MountLine> read_mounts() {
+  std::vector<MountLine> out;
+  auto text = read_file("/proc/self/mountinfo");
+  if (!text) return out;
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t end = text->find('\n', pos);
+    if (end == std::string::npos) end = text->size();
+    std::string line = text->substr(pos, end - pos);
+    pos = end + 1;
+    std::vector<std::string> f;
+    for (size_t i = 0; i < line.size();) {
+      size_t j = line.find(' ', i);
+      if (j == std::string::npos) j = line.size();
+      f.push_back(line.substr(i, j - i));
+      i = j + 1;
+    }
+    size_t dash = 0;
+    while (dash < f.size() && f[dash] != "-") ++dash;
+    if (f.size() < 5 || dash + 2 >= f.size()) continue;
+    std::string mp;
+    for (size_t i = 0; i < f[4].size(); ++i) {
+      if (f[4][i] == '\\' && i + 3 < f[4].size()) {
+        mp += static_cast<char>(std::stoi(f[4].substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        mp += f[4][i];
+      }
+    }
+    out.push_back({mp, f[dash + 1], f[dash + 2]});
+  }
+  return out;
+}
+
+bool inside(const std::string& path, const std::string& dir) {
+  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+         path[dir.size()] == '/';
+}
+
+void unmount(const std::string& mount_point, std::vector<std::string>* log) {
+  if (::umount2(mount_point.c_str(), UMOUNT_NOFOLLOW) == 0) {
+    log->push_back("unmounted " + mount_point + " (left by a killed build)");
+  } else if (::umount2(mount_point.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
+    log->push_back("detached " + mount_point + " lazily (left by a killed build, busy)");
+  } else {
+    log->push_back(mount_point + ": cannot unmount: " + std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> release_lazy_disks_under(const std::string& dir) {
+  std::vector<std::string> log;
+  char real[PATH_MAX];
+  std::string root = ::realpath(dir.c_str(), real) ? std::string(real) : dir;
+  // Loop devices over files in `dir` (sysfs names each one's backing file).
+  std::vector<std::string> loops;
+  if (DIR* d = ::opendir("/sys/block")) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.rfind("loop", 0) != 0) continue;
+      auto backing = read_file("/sys/block/" + name + "/loop/backing_file");
+      if (!backing) continue;
+      std::string file = backing->substr(0, backing->find('\n'));
+      if (inside(file, root)) loops.push_back("/dev/" + name);
+    }
+    ::closedir(d);
+  }
+  for (const auto& loop : loops) {
+    for (const auto& m : read_mounts()) {
+      if (m.source == loop) unmount(m.mount_point, &log);
+    }
+    int fd = ::open(loop.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (::ioctl(fd, LOOP_CLR_FD, 0) == 0)
+        log.push_back("detached " + loop + " (left by a killed build)");
+      ::close(fd);
+    }
+  }
+  for (const auto& m : read_mounts()) {
+    if (inside(m.mount_point, root) && m.fstype.rfind("fuse", 0) == 0) unmount(m.mount_point, &log);
+  }
+  return log;
+}
 
 }  // namespace amibake::image

@@ -37,6 +37,10 @@ struct LazyDiskOptions {
   int prefetch_threads = 16;     // parallel fetches in prefetch()
   int serve_threads = 8;         // FUSE request threads (each may wait on one fetch)
   std::string fuse_device = "/dev/fuse";  // checked before mounting (a test seam)
+  // Folder to mount the FUSE file system on (created 0700, removed at close); empty: a
+  // fresh temporary folder. The bake puts it in the build's folder, so that what a killed
+  // build left can be found there (release_lazy_disks_under).
+  std::string mount_dir;
   // Refuse to open when the serving threads cannot be made PR_SET_IO_FLUSHER (it needs
   // CAP_SYS_RESOURCE). Off: the disk works without it and io_flusher_warning() says so.
   bool require_io_flusher = false;
@@ -126,5 +130,11 @@ class LazyDisk {
   explicit LazyDisk(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Lets go of what killed processes left of lazy disks in `dir`: every filesystem mounted
+// from a loop device whose backing file lies in `dir` is unmounted (lazily if busy), those
+// loop devices are detached, and FUSE mounts on folders in `dir` are unmounted. Returns one
+// line per action. Meant for resume and cleanup: nothing of a live build may be in `dir`.
+std::vector<std::string> release_lazy_disks_under(const std::string& dir);
 
 }  // namespace amibake::image

@@ -3,6 +3,8 @@
 // AMIBAKE_BINARY_DIR (and AMIBAKE_SOURCE_DIR, set project-wide).
 #include "tests/support/bake_fixture.h"
 
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,10 +13,11 @@
 
 #include "aws/ebs.h"
 #include "aws/ec2.h"
+#include "aws/sigv4.h"
 #include "base/files.h"
+#include "base/subprocess.h"
 #include "image/block_image.h"
 #include "image/partition.h"
-#include "base/subprocess.h"
 
 namespace amibake::testing {
 
@@ -37,6 +40,29 @@ std::string fixtures_dir() { return std::string(AMIBAKE_BINARY_DIR) + "/fixtures
 
 std::string example_recipe(const std::string& name) {
   return std::string(AMIBAKE_SOURCE_DIR) + "/examples/" + name;
+}
+
+std::map<std::string, std::string> tree_of(const std::string& root) {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::string> out;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    std::string p = it->path().string();
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) continue;
+    std::string d = std::to_string(st.st_mode) + " " + std::to_string(st.st_uid) + ":" +
+                    std::to_string(st.st_gid);
+    if (S_ISREG(st.st_mode)) {
+      d += " " + std::to_string(st.st_size) + " " + aws::sha256_hex(read_file(p).value_or("?"));
+    } else if (S_ISLNK(st.st_mode)) {
+      d += " -> " + fs::read_symlink(p).string();
+    }
+    char label[256];
+    ssize_t n = ::lgetxattr(p.c_str(), "security.selinux", label, sizeof label);
+    if (n > 0) d += " se:" + std::string(label, static_cast<size_t>(n));
+    out[p.substr(root.size())] = d;
+  }
+  return out;
 }
 
 ReadOnlyRoot::ReadOnlyRoot(const std::string& disk) {

@@ -8,12 +8,13 @@
 // otherwise. The test's folder is kept when the test failed, for inspection.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "aws/client.h"
 #include "image/loop.h"
@@ -39,6 +40,10 @@ std::string lines_with(const std::string& text, const std::string& needle);
 std::string fixtures_dir();
 // examples/<name> in the source tree.
 std::string example_recipe(const std::string& name);
+
+// Everything about a root tree that two bakes of one recipe must agree on: per path its
+// type, mode, owner, size, content digest, link target and SELinux label (times left out).
+std::map<std::string, std::string> tree_of(const std::string& root);
 
 // A disk image's root partition mounted read-only for the length of a check.
 struct ReadOnlyRoot {
