@@ -226,7 +226,9 @@ TEST_F(Chroot, Al1SysvBakeEqualsTheDirectMethodsAmi) {
 
 TEST_F(Chroot, TwoBuildsAtOnceOnOneHostEachInstallIntoTheirOwnVolume) {
   // Slow attaches so both builds are attaching at the same time.
-  start_emu({"--faults", "slow=1.0,slow_seconds=1,op=AttachVolume|CreateVolume"});
+  // Slow detaches too: each build holds its loop device while the other attaches (awsemu
+  // builds an attached volume's file at attach, which can put one attach a second behind).
+  start_emu({"--faults", "slow=1.0,slow_seconds=1,op=AttachVolume|CreateVolume|DetachVolume"});
   std::string one = recipe_copy("batch-worker.toml", "one");
   std::string two =
       recipe_copy("batch-worker.toml", "two", {{"mount = \"/data\"", "mount = \"/scratch\""}});

@@ -208,7 +208,12 @@ TEST_P(CleanupAfterFailure, LeavesNothingTaggedWithTheBuild) {
   EXPECT_NE(r.err.find(action), std::string::npos) << "the error must name " << action << ":\n" << r.err;
   std::string id = build_id_in(r.err);
   ASSERT_FALSE(id.empty()) << r.err;
-  EXPECT_NE(r.err.find("amibake cleanup " + id), std::string::npos) << r.err;
+  if (op == "ebs:GetSnapshotBlock") {
+    // It stops before making anything of its own: nothing to resume or clean up.
+    EXPECT_NE(r.err.find("nothing of this build was created in AWS"), std::string::npos) << r.err;
+  } else {
+    EXPECT_NE(r.err.find("amibake cleanup " + id), std::string::npos) << r.err;
+  }
   EXPECT_EQ(host_leftovers(), "");
   start_emu({});
   if (op != "ebs:GetSnapshotBlock") {
