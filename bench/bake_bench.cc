@@ -256,6 +256,9 @@ int main(int argc, char** argv) {
         AMIBAKE_BINARY, "build",         src + "/examples/batch-worker.toml",
         "--force",      "--concurrency", std::to_string(concurrency)};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    // The recipe's name carries {date} (seconds): a build in the same second as the last
+    // would find its name taken.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     auto start = Clock::now();
     std::string o, e;
     if (testing::run_capture(argv, env, &o, &e) != 0)

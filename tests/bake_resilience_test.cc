@@ -298,7 +298,7 @@ TEST(BakeAgainstMoto, RunsAsFarAsMotoIsFaithfulThenSkipsNamingTheGap) {
     return;
   }
   // Not finished: the failure must be at fetch and be moto's, which we confirm directly.
-  ASSERT_NE(r.err.find("[fetch] fetch the root snapshot"), std::string::npos) << r.err;
+  ASSERT_NE(r.err.find("[fetch] list the root snapshot"), std::string::npos) << r.err;
   ASSERT_NE(r.err.find(": fetch: "), std::string::npos) << "failed before fetch:\n" << r.err;
   aws::ebs::ListSnapshotBlocksRequest list;
   list.snapshot_id = copy_img->root_snapshot_id();

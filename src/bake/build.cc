@@ -312,8 +312,10 @@ struct Step {
 constexpr Step kDirectSteps[] = {
     {"resolve", "resolve the base AMI", step_resolve},
     {"own-copy", "own a copy of the base (EBS direct cannot read public snapshots)", step_own_copy},
-    {"fetch", "fetch the root snapshot's written blocks", step_fetch},
-    {"install", "install datavol into the root filesystem", step_install},
+    {"fetch", "list the root snapshot's written blocks (--fetch full: download them all)",
+     step_fetch},
+    {"install", "install datavol into the root filesystem (lazy: fetching only what it reads)",
+     step_install},
     {"upload", "upload the changed blocks as a new snapshot", step_upload},
     {"register", "register the AMI", step_register},
     {"verify", "read the AMI back and check it", step_verify},
