@@ -317,6 +317,7 @@ int main(int argc, char** argv) {
     if (kv.rfind("AWS_EC2_METADATA_DISABLED=", 0) != 0) host_env.push_back(kv);
   }
   host_env.push_back("AWS_EC2_METADATA_SERVICE_ENDPOINT=" + url + "/");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a new {date} for the name
   t0 = Clock::now();
   rc = testing::run_capture({AMIBAKE_BINARY, "build", src + "/examples/batch-worker.toml",
                              "--method", "chroot", "--force", "--device-dir",

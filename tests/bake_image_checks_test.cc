@@ -185,18 +185,7 @@ class ImageChecksChroot : public ImageChecks {
  protected:
   void TearDown() override {
     // awsemu's loop devices outlive it: detach every volume while it still answers.
-    if (!dir_.empty() && fixtures_ok_) {
-      start_emu({});
-      auto c = client();
-      if (auto vols = aws::ec2::describe_volumes(*c, {})) {
-        for (const auto& v : *vols) {
-          if (v.attachments.empty()) continue;
-          aws::ec2::DetachVolumeRequest d;
-          d.volume_id = v.volume_id;
-          (void)aws::ec2::detach_volume(*c, d);
-        }
-      }
-    }
+    detach_all_volumes();
     BakeFixture::TearDown();
   }
   // amibake on the "EC2 host": IMDS is awsemu's, devices are in awsemu's by-id folder.

@@ -94,6 +94,11 @@ Result<std::string> find_twin(StepContext& ctx, bool claimed);
 // without one (its claim released, gone or stale), so this build bakes after all. A
 // caller holding a claim deletes it only once it has the AMI.
 Result<std::string> wait_for_twin(StepContext& ctx, const std::string& twin);
+// For a build that just claimed the recipe with root snapshot `snapshot`: when an earlier
+// claim wins and its AMI appears, deletes `snapshot` and returns the step result that ends
+// this build with that AMI (yielded); nullopt to go on baking.
+Result<std::optional<nlohmann::json>> yield_claim_to_twin(StepContext& ctx,
+                                                          const std::string& snapshot);
 // The value of a fresh amibake:claim-alive tag (now, ISO 8601).
 std::string claim_alive_now();
 // Keeps this build's claim alive while it lives: retags `snapshot` with

@@ -386,16 +386,8 @@ Result<json> step_snapshot(StepContext& ctx) {
       snap = made->snapshot_id;
       AMIBAKE_TRY(ctx.record("snapshot", "snapshot", snap, false));
       ctx.events.info("snapshot " + snap + " of " + vol);
-      AMIBAKE_ASSIGN(std::string twin, find_twin(ctx, /*claimed=*/true));
-      if (!twin.empty()) {
-        AMIBAKE_ASSIGN(std::string ami, wait_for_twin(ctx, twin));
-        if (!ami.empty()) {
-          // The claim goes before anything more is made; nothing of it is used.
-          AMIBAKE_TRY(aws::ec2::delete_snapshot(ctx.client, snap));
-          AMIBAKE_TRY(ctx.journal.deleted(snap));
-          return yielded(ami, twin);
-        }
-      }
+      AMIBAKE_ASSIGN(auto yield, yield_claim_to_twin(ctx, snap));
+      if (yield) return *yield;
     }
   }
   ClaimHeartbeat heartbeat(ctx, snap);  // a twin build sees this one is alive

@@ -309,16 +309,8 @@ Result<json> step_upload(StepContext& ctx) {
   }
   if (already_complete) ctx.events.info(snap + ": completed by an earlier attempt");
   if (!already_complete) {
-    AMIBAKE_ASSIGN(std::string twin, find_twin(ctx, /*claimed=*/true));
-    if (!twin.empty()) {
-      AMIBAKE_ASSIGN(std::string ami, wait_for_twin(ctx, twin));
-      if (!ami.empty()) {
-        // The claim goes before anything more is made; nothing of it is used.
-        AMIBAKE_TRY(aws::ec2::delete_snapshot(ctx.client, snap));
-        AMIBAKE_TRY(ctx.journal.deleted(snap));
-        return yielded(ami, twin);
-      }
-    }
+    AMIBAKE_ASSIGN(auto yield, yield_claim_to_twin(ctx, snap));
+    if (yield) return *yield;
   }
   ClaimHeartbeat heartbeat(ctx, snap);  // a twin build sees this one is alive
 

@@ -193,14 +193,8 @@ void check_volume_options(const Recipe& recipe, RecipeProblems& problems) {
 }
 
 Result<Recipe> load_checked_recipe(const std::string& path, std::string* skipped) {
-  auto text = read_file(path);
-  if (!text) {
-    Error e = text.error();
-    e.code = 2;
-    e.hint = "give the path of a recipe, e.g. examples/batch-worker.toml";
-    return e;
-  }
-  RecipeRead read = read_recipe(*text, path);
+  AMIBAKE_ASSIGN(std::string text, read_recipe_file(path));
+  RecipeRead read = read_recipe(text, path);
   if (check_root().ok && check_loop(HostPaths{}.loop_control).ok) {
     check_volume_options(read.recipe, read.problems);
   } else if (skipped) {

@@ -632,7 +632,7 @@ Result<Recipe> parse_recipe(const std::string& text, const std::string& origin) 
   return std::move(read.recipe);
 }
 
-Result<Recipe> load_recipe(const std::string& path) {
+Result<std::string> read_recipe_file(const std::string& path) {
   auto text = read_file(path);
   if (!text) {
     Error e = text.error();
@@ -640,7 +640,12 @@ Result<Recipe> load_recipe(const std::string& path) {
     e.hint = "give the path of a recipe, e.g. examples/batch-worker.toml";
     return e;
   }
-  return parse_recipe(*text, path);
+  return text;
+}
+
+Result<Recipe> load_recipe(const std::string& path) {
+  AMIBAKE_ASSIGN(std::string text, read_recipe_file(path));
+  return parse_recipe(text, path);
 }
 
 std::string normalise_device(const std::string& device) {

@@ -90,6 +90,8 @@ Result<Recipe> parse_recipe(const std::string& text, const std::string& origin);
 
 // Reads and parses a recipe file.
 Result<Recipe> load_recipe(const std::string& path);
+// Reads a recipe file's text; a missing file is a usage error (exit code 2) with a hint.
+Result<std::string> read_recipe_file(const std::string& path);
 
 // Checks the recipe against the resolved base image, before anything is created:
 // a volume device that clashes with one of the base's mappings (root included), a root

@@ -117,6 +117,17 @@ Result<std::string> wait_for_twin(StepContext& ctx, const std::string& twin) {
   return stopped("did not finish within " + std::to_string(w.timeout.count()) + " minutes");
 }
 
+Result<std::optional<json>> yield_claim_to_twin(StepContext& ctx, const std::string& snapshot) {
+  AMIBAKE_ASSIGN(std::string twin, find_twin(ctx, /*claimed=*/true));
+  if (twin.empty()) return std::optional<json>();
+  AMIBAKE_ASSIGN(std::string ami, wait_for_twin(ctx, twin));
+  if (ami.empty()) return std::optional<json>();  // the twin stopped: bake after all
+  // The claim goes before anything more is made; nothing of it is used.
+  AMIBAKE_TRY(aws::ec2::delete_snapshot(ctx.client, snapshot));
+  AMIBAKE_TRY(ctx.journal.deleted(snapshot));
+  return std::optional<json>(yielded(ami, twin));
+}
+
 ClaimHeartbeat::ClaimHeartbeat(StepContext& ctx, std::string snapshot)
     : thread_([this, &ctx, snapshot = std::move(snapshot)] {
         std::unique_lock lock(mu_);

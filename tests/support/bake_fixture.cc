@@ -202,6 +202,20 @@ std::vector<std::string> BakeFixture::tagged_with(const std::string& build_id) c
   return ids;
 }
 
+void BakeFixture::detach_all_volumes() {
+  if (dir_.empty() || !fixtures_ok_) return;
+  start_emu({});
+  auto c = client();
+  if (auto vols = aws::ec2::describe_volumes(*c, {})) {
+    for (const auto& v : *vols) {
+      if (v.attachments.empty()) continue;
+      aws::ec2::DetachVolumeRequest d;
+      d.volume_id = v.volume_id;
+      (void)aws::ec2::detach_volume(*c, d);
+    }
+  }
+}
+
 std::string BakeFixture::host_leftovers() const {
   std::string found;
   auto loops = run_process({"losetup", "-a"});

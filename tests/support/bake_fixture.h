@@ -72,6 +72,8 @@ class BakeFixture : public ::testing::Test {
   std::vector<std::string> tagged_with(const std::string& build_id) const;
   // Loop devices and mounts whose backing file or mount point lies in dir_ ("" if none).
   std::string host_leftovers() const;
+  // Detaches every attached volume while awsemu answers (its loop devices outlive it).
+  void detach_all_volumes();
   // Downloads snapshot `snap` through EBS direct into a sparse image in dir_; returns its path.
   std::string download(const std::string& snap) const;
 
