@@ -584,10 +584,15 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
   AMIBAKE_TRY(journal.finished({{"ami", result.ami_id}}));
   // The local image is only needed to resume; a finished build drops it.
   std::filesystem::remove_all(ctx.work);
+  events.step("done", result.ami_id + " in " + result.region + " (manifest " +
+                          result.manifest_path + ")");
   if (options.method == "direct" && ctx.results.count("upload")) {
     // What crossed the network, the figure lazy fetch exists for.
-    const json& in = ctx.results["install"].value("mode", "") == "lazy" ? ctx.results["install"]
-                                                                        : ctx.results["fetch"];
+    // (A lazy install that fell back to the full fetch keeps that fetch's figures.)
+    const json& install = ctx.results["install"];
+    const json& in = install.value("mode", "") == "lazy" ? install
+                     : install.contains("fetch")         ? install["fetch"]
+                                                         : ctx.results["fetch"];
     const json& up = ctx.results["upload"];
     events.info("moved: fetched " + std::to_string(in.value("blocks_fetched", uint64_t{0})) +
                 " of " + std::to_string(in.value("blocks_listed", uint64_t{0})) +
@@ -596,8 +601,7 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
                 " MiB down), uploaded " + std::to_string(up.value("changed_blocks", uint64_t{0})) +
                 " (" + std::to_string(up.value("bytes", uint64_t{0}) >> 20) + " MiB up)");
   }
-  events.step("done", result.ami_id + " in " + result.region + " (manifest " +
-                          result.manifest_path + ")");
+
   return result;
 }
 
