@@ -331,8 +331,8 @@ int main(int argc, char** argv) {
   if (chroot_manifest.is_discarded() || !chroot_manifest.contains("seconds")) {
     return fail("no manifest for " + m.str());
   }
-  std::printf("  chroot method wall time  %8.2f s   (same base; awsemu copies the 30 GiB volume's data\n"
-              "                                       extents for CreateVolume and CreateSnapshot)\n",
+  std::printf("  chroot method wall time  %8.2f s   (same base; awsemu builds the attached volume's\n"
+              "                                       file at AttachVolume, its snapshot is incremental)\n",
               chroot_wall);
   for (const auto& [step, secs] : chroot_manifest["seconds"].items()) {
     std::printf("    %-13s %8.2f s\n", step.c_str(), secs.get<double>());
