@@ -156,6 +156,12 @@ LazyDiskOptions options_for(const std::string& cache, uint64_t size, std::vector
   return o;
 }
 
+// A lazy disk over the synthetic base, fetching from `source`.
+Result<std::unique_ptr<LazyDisk>> open_over(SyntheticDisk& base, BlockSource& source) {
+  return LazyDisk::open(
+      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+}
+
 int open_rw(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   EXPECT_GE(fd, 0) << path << ": " << std::strerror(errno);
@@ -182,8 +188,7 @@ TEST(LazyDisk, UnlistedBlocksReadAsZerosWithoutAFetch) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   EXPECT_EQ(read_block_of((*disk)->file(), 7), std::string(kBlockSize, '\0'));
   EXPECT_EQ(read_block_of((*disk)->file(), 63), std::string(kBlockSize, '\0'));
@@ -196,8 +201,7 @@ TEST(LazyDisk, ListedBlockIsFetchedOnceAndThenServedFromTheCache) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   EXPECT_EQ(read_block_of((*disk)->file(), 6), synthetic_block(6));
   EXPECT_EQ(read_block_of((*disk)->file(), 6), synthetic_block(6));
@@ -213,8 +217,7 @@ TEST(LazyDisk, ConcurrentReadsOfOneBlockFetchItOnce) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image, std::chrono::milliseconds(200));
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   const std::string expected = synthetic_block(10);
   std::vector<std::thread> readers;
@@ -239,8 +242,7 @@ TEST(LazyDisk, WholeBlockWriteDoesNotFetch) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   int fd = open_rw((*disk)->file());
   const std::string data(kBlockSize, 'W');
@@ -257,8 +259,7 @@ TEST(LazyDisk, PartialWriteFetchesTheBlockFirst) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   int fd = open_rw((*disk)->file());
   const std::string data(4096, 'P');
@@ -281,8 +282,7 @@ TEST(LazyDisk, FailedFetchIsEioAndRemembered) {
   SyntheticDisk base;
   RecordingSource source(base.image);
   source.fail_block(16);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   int fd = ::open((*disk)->file().c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -303,15 +303,12 @@ TEST(LazyDisk, PrefetchFetchesInParallelAndLaterReadsMakeNoCall) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image, std::chrono::milliseconds(100));
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   std::vector<uint64_t> wanted;
   for (uint64_t b = 0; b < 64; ++b) wanted.push_back(b);  // odd ones are unlisted: skipped
-  auto t0 = Clock::now();
   ASSERT_TRUE((*disk)->prefetch(wanted));
-  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  EXPECT_LT(secs, 1.5) << "32 fetches of 100 ms on 16 threads";
+  // Parallel: many fetches in flight at once (how long it took is bench material, not a test).
   EXPECT_GE(source.max_in_flight(), 8);
   EXPECT_EQ(source.calls().size(), 32u);
   EXPECT_EQ((*disk)->stats().fetched_by_prefetch, 32u);
@@ -326,8 +323,7 @@ TEST(LazyDisk, PrefetchReturnsTheFirstErrorWithoutCountingAnIoError) {
   SyntheticDisk base;
   RecordingSource source(base.image);
   source.fail_block(4);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   Status s = (*disk)->prefetch({2, 4, 6});
   ASSERT_FALSE(s);
@@ -353,8 +349,7 @@ TEST(LazyDisk, TruncatingTheFileIsRefused) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   EXPECT_NE(::truncate((*disk)->file().c_str(), 0), 0);
   struct stat st {};
@@ -367,8 +362,7 @@ TEST(LazyDisk, CloseWhileALoopDeviceHoldsTheFileFailsAndKeepsServing) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   auto loop = LoopDevice::attach((*disk)->file());
   ASSERT_TRUE(loop) << loop.error().describe();
@@ -385,8 +379,7 @@ TEST(LazyDisk, DestructorWithTheFileStillInUseLeavesNoMount) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   const std::string file = (*disk)->file();
   const std::string dir = mount_dir_of(**disk);
@@ -410,8 +403,7 @@ TEST(LazyDisk, LoopDeviceOverTheFileUsesDirectIo) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;
   RecordingSource source(base.image);
-  auto disk = LazyDisk::open(
-      options_for(base.dir.file("cache"), kSyntheticBlocks * kBlockSize, base.listed), source);
+  auto disk = open_over(base, source);
   ASSERT_TRUE(disk) << disk.error().describe();
   {
     LoopOptions o;
