@@ -26,7 +26,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -34,7 +33,6 @@
 #include "bake/build_steps.h"
 #include "bake/host_checks.h"
 #include "base/files.h"
-#include "base/subprocess.h"
 #include "image/block_image.h"
 #include "image/lazy_disk.h"
 
