@@ -22,6 +22,7 @@
 //
 // Needs root (amibake's loop devices and mounts; the fixture build); exits 77 without.
 // Usage: bake_bench [--concurrency N] (default 16, amibake's default)
+#include "source_paths.h"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -12,6 +12,7 @@
 // (fresh boot + reboot share their disks). Prints BENCH lines with the
 // boot-to-/data time. Needs root (loop devices for the fixture and the kernel extraction)
 // and qemu-system-x86_64; skips with the reason otherwise.
+#include "source_paths.h"
 #include <sys/stat.h>
 #include <unistd.h>
 

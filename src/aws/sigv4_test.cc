@@ -1,6 +1,7 @@
 // SigV4 against the official AWS test suite, stage by stage: one parameterized test
 // per case folder, checking canonical request, string to sign and Authorization, and
 // then sign() end to end. Plus unit tests for the helpers.
+#include "source_paths.h"
 #include "aws/sigv4.h"
 
 #include <gtest/gtest.h>

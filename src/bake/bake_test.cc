@@ -1,3 +1,4 @@
+#include "source_paths.h"
 #include <gtest/gtest.h>
 
 #include <map>

@@ -3,6 +3,7 @@
 // read-only and holds the expected files, and detection finds the manifest's init system
 // and architecture. The script runs once per test binary into the build tree's fixtures
 // folder (or $AMIBAKE_FIXTURES_DIR) and is cached by its own hash, so reruns are instant.
+#include "source_paths.h"
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>

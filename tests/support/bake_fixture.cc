@@ -1,6 +1,7 @@
 // The shared end-to-end bake fixture (see bake_fixture.h). The binaries' paths come
 // from compile definitions set on this library: AMIBAKE_BINARY, AWSEMU_BINARY,
 // AMIBAKE_BINARY_DIR (and AMIBAKE_SOURCE_DIR, set project-wide).
+#include "source_paths.h"
 #include "tests/support/bake_fixture.h"
 
 #include <sys/stat.h>
