@@ -62,3 +62,23 @@ foreach(target xml_answers json_answers)
     target_link_libraries(aws_fuzz_${target} amibake_aws)
   endif()
 endforeach()
+
+# Model-driven operations (model.h): botocore's descriptions of the operations the
+# publish steps use, embedded with .incbin (src/aws/models, written by scripts/aws-models).
+enable_language(ASM)
+set(AMIBAKE_MODELS_S ${CMAKE_CURRENT_BINARY_DIR}/aws_models.S)
+set(models_asm "    .section .rodata\n")
+set(model_files)
+foreach(svc ec2 ssm batch)
+  set(f ${CMAKE_CURRENT_LIST_DIR}/models/${svc}.json)
+  list(APPEND model_files ${f})
+  string(APPEND models_asm
+    "    .global amibake_model_${svc}_start\namibake_model_${svc}_start:\n"
+    "    .incbin \"${f}\"\n"
+    "    .global amibake_model_${svc}_end\namibake_model_${svc}_end:\n")
+endforeach()
+string(APPEND models_asm "    .section .note.GNU-stack,\"\",@progbits\n")
+file(WRITE ${AMIBAKE_MODELS_S} "${models_asm}")
+set_source_files_properties(${AMIBAKE_MODELS_S} PROPERTIES OBJECT_DEPENDS "${model_files}")
+target_sources(amibake_aws PRIVATE ${CMAKE_CURRENT_LIST_DIR}/model.cc ${AMIBAKE_MODELS_S})
+target_sources(aws_ops_test PRIVATE ${CMAKE_CURRENT_LIST_DIR}/model_test.cc)
