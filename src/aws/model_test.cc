@@ -112,7 +112,7 @@ TEST(Model, RefusesWhatBotocoreWouldRefuse) {
   EXPECT_NE(shortname.error().message.find("minimum length 3"), std::string::npos);
 
   auto nested = encode(batch(), "UpdateComputeEnvironment",
-                       Json{{"computeEnvironment", "ce"}, {"computeResources", {{"imageId", "x"}}}});
+                       Json{{"computeEnvironment", "ce"}, {"computeResources", {{"imageIdd", "x"}}}});
   ASSERT_FALSE(nested);
   EXPECT_NE(nested.error().message.find("computeResources.imageIdd"), std::string::npos);
 }
