@@ -218,6 +218,7 @@ aws::ec2::RegisterImageRequest register_request(StepContext& ctx) {
     req.block_device_mappings.push_back(bdm);
   }
   auto tags = ctx.tags("image", /*temporary=*/false);
+  tags.push_back({kTagFamily, r.family});
   tags.push_back({kTagBaseImage, base["base_image"]});
   tags.push_back({kTagRecipeHash, ctx.options.recipe_hash});
   for (const auto& [k, v] : r.image_tags) tags.push_back({k, v});
@@ -311,6 +312,7 @@ struct Step {
 // The direct method, in order. Reading this table tells the whole build.
 constexpr Step kDirectSteps[] = {
     {"resolve", "resolve the base AMI", step_resolve},
+    {"publish-check", "check every publish target exists and can take the AMI", step_publish_check},
     {"own-copy", "own a copy of the base (EBS direct cannot read public snapshots)", step_own_copy},
     {"fetch", "list the root snapshot's written blocks (--fetch full: download them all)",
      step_fetch},
@@ -319,12 +321,19 @@ constexpr Step kDirectSteps[] = {
     {"upload", "upload the changed blocks as a new snapshot", step_upload},
     {"register", "register the AMI", step_register},
     {"verify", "read the AMI back and check it", step_verify},
+    {"copy", "copy the AMI to the other publish regions", step_copy},
+    {"share", "share the AMIs with the recipe's accounts, organizations and OUs", step_share},
+    {"ssm", "point the SSM parameter at the new AMI in every region", step_ssm},
+    {"launch-templates", "add a launch template version with the new AMI", step_launch_templates},
+    {"batch", "move the Batch compute environments to the new AMI", step_batch},
+    {"deprecate", "schedule the AMIs' deprecation", step_deprecate},
 };
 
 // The chroot method (chroot.cc), in order: the manual process on an EC2 host.
 constexpr Step kChrootSteps[] = {
     {"host", "learn this EC2 host's instance, zone and region (IMDSv2)", step_host},
     {"resolve", "resolve the base AMI", step_resolve},
+    {"publish-check", "check every publish target exists and can take the AMI", step_publish_check},
     {"source", "pick the root snapshot to start from (the base's, or the account's copy)",
      step_source},
     {"volume", "create a volume from the root snapshot in this host's zone", step_volume},
@@ -335,6 +344,23 @@ constexpr Step kChrootSteps[] = {
     {"remove-volume", "delete the temporary volume", step_remove_volume},
     {"register", "register the AMI", step_register},
     {"verify", "read the AMI back and check it", step_verify},
+    {"copy", "copy the AMI to the other publish regions", step_copy},
+    {"share", "share the AMIs with the recipe's accounts, organizations and OUs", step_share},
+    {"ssm", "point the SSM parameter at the new AMI in every region", step_ssm},
+    {"launch-templates", "add a launch template version with the new AMI", step_launch_templates},
+    {"batch", "move the Batch compute environments to the new AMI", step_batch},
+    {"deprecate", "schedule the AMIs' deprecation", step_deprecate},
+};
+
+// `amibake publish`: an existing AMI (BuildOptions::publish_ami) through the same steps.
+constexpr Step kPublishSteps[] = {
+    {"publish-check", "check every publish target exists and can take the AMI", step_publish_check},
+    {"copy", "copy the AMI to the other publish regions", step_copy},
+    {"share", "share the AMIs with the recipe's accounts, organizations and OUs", step_share},
+    {"ssm", "point the SSM parameter at the new AMI in every region", step_ssm},
+    {"launch-templates", "add a launch template version with the new AMI", step_launch_templates},
+    {"batch", "move the Batch compute environments to the new AMI", step_batch},
+    {"deprecate", "schedule the AMIs' deprecation", step_deprecate},
 };
 
 // Looks for an AMI made from the same base and recipe.
@@ -396,6 +422,7 @@ Result<Journal> open_or_create_journal(const BuildOptions& o, const std::string&
   // cleanup and gc look for the attached volume's device where the build did.
   if (o.method == "chroot") start["device_dir"] = o.device_dir;
   if (o.method == "direct") start["fetch"] = o.fetch;
+  if (!o.publish_ami.empty()) start["publish_ami"] = o.publish_ami;
   return Journal::create(dir, Journal::new_build_id(), start);
 }
 
@@ -420,6 +447,20 @@ aws::WaitOptions StepContext::wait_options(const std::string& what,
     }
   };
   return w;
+}
+
+Result<aws::AwsClient*> StepContext::client_in(const std::string& region) {
+  if (region == client.region()) return &client;
+  auto it = region_clients.find(region);
+  if (it != region_clients.end()) return it->second.get();
+  if (!options.region_client) {
+    return make_error("region " + region + " cannot be reached from this build",
+                      "this is a defect in amibake: the command gave no client for other regions");
+  }
+  AMIBAKE_ASSIGN(auto made, options.region_client(region));
+  aws::AwsClient* raw = made.get();
+  region_clients[region] = std::move(made);
+  return raw;
 }
 
 Status StepContext::check_interrupt() const {
@@ -464,7 +505,9 @@ std::string recipe_identity(const Recipe& r) {
 Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& options, Events& events,
                               const std::atomic<int>& interrupts) {
   std::span<const Step> steps;
-  if (options.method == "direct") {
+  if (!options.publish_ami.empty()) {
+    steps = kPublishSteps;
+  } else if (options.method == "direct") {
     steps = kDirectSteps;
   } else if (options.method == "chroot") {
     steps = kChrootSteps;
@@ -479,6 +522,11 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
   if (options.on_build_id) options.on_build_id(ctx.build_id);
   AMIBAKE_TRY(make_dirs(ctx.work, 0700));
   ctx.results = journal.state().step_results;
+  if (!options.publish_ami.empty() && !ctx.results.count("register")) {
+    // The publish steps read the AMI from "register", as after a bake.
+    ctx.results["register"] = {{"image", options.publish_ami}, {"published_existing", true}};
+    AMIBAKE_TRY(journal.step_done("register", ctx.results["register"]));
+  }
   events.step("build", (options.resume_id.empty() ? "starting build " : "resuming build ") +
                            ctx.build_id + " in " + client.region() + " (journal " +
                            journal.path() + ")");
@@ -510,7 +558,8 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
       if (e.code == 130) {
         events.step("interrupted", "removing what build " + ctx.build_id + " made");
         (void)journal.interrupted();
-        auto c = cleanup_build(client, journal_dir, ctx.build_id, events, &interrupts);
+        auto c = cleanup_build(client, journal_dir, ctx.build_id, events, &interrupts,
+                               options.region_client);
         if (!c || !c->failed.empty() || interrupts.load() > 1) {
           e.hint = "some resources may remain: run `amibake cleanup " + ctx.build_id + "`";
         } else {
@@ -521,7 +570,8 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
         std::string left;
         if (!journal.state().live_resources().empty()) {
           events.step("refused", "removing what build " + ctx.build_id + " made");
-          auto c = cleanup_build(client, journal_dir, ctx.build_id, events, &interrupts);
+          auto c = cleanup_build(client, journal_dir, ctx.build_id, events, &interrupts,
+                                 options.region_client);
           if (!c || !c->failed.empty()) {
             left = "; some resources may remain: run `amibake cleanup " + ctx.build_id + "`";
           }
@@ -563,12 +613,16 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
       // A step yielded to an AMI of the same base and recipe: what this build made so far
       // (a chroot volume) goes, and the build ends with that AMI.
       if (!journal.state().live_resources().empty()) {
-        AMIBAKE_ASSIGN(auto c,
-                       cleanup_build(client, journal_dir, ctx.build_id, events, &interrupts));
+        AMIBAKE_ASSIGN(auto c, cleanup_build(client, journal_dir, ctx.build_id, events,
+                                             &interrupts, options.region_client));
         if (!c.failed.empty()) {
           return make_error("build " + ctx.build_id + ": not removed: " + c.failed.front(),
                             "run `amibake cleanup " + ctx.build_id + "`");
         }
+      }
+      if (!options.no_publish && options.recipe.publish.any()) {
+        events.info("publish steps skipped: " + reuse +
+                    " was published when it was built; `amibake publish` publishes it again");
       }
       result.ami_id = reuse;
       result.reused_existing = true;
@@ -579,6 +633,7 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
   }
   result.ami_id = ctx.results["register"]["image"];
   result.manifest = make_manifest(ctx, seconds);
+  result.manifest["published"] = publish_summary(ctx);
   result.manifest_path = journal_dir + "/" + ctx.build_id + ".manifest.json";
   AMIBAKE_TRY(write_file_atomic(result.manifest_path, result.manifest.dump(2) + "\n", 0600));
   AMIBAKE_TRY(journal.finished({{"ami", result.ami_id}}));

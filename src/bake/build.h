@@ -30,6 +30,12 @@ inline constexpr const char* kTagRecipeHash = "amibake:recipe-hash";
 inline constexpr const char* kTagCopyOf = "amibake:copy-of";  // on the account's copy of a base
 // On a root snapshot: when its build last said it is alive, or "stopped" (twin.cc).
 inline constexpr const char* kTagClaimAlive = "amibake:claim-alive";
+// The recipe's lineage ([image] family): what publish and prune find AMIs by.
+inline constexpr const char* kTagFamily = "amibake:family";
+
+// Makes a client for another region with the build's own settings (publish copies).
+using RegionClientFactory =
+    std::function<Result<std::unique_ptr<aws::AwsClient>>(const std::string& region)>;
 
 struct BuildOptions {
   Recipe recipe;
@@ -48,6 +54,11 @@ struct BuildOptions {
   // direct method: "lazy" fetches only the blocks the install reads (FUSE), "full" every
   // written block, "auto" lazy when FUSE works here, else full (saying so).
   std::string fetch = "auto";
+  // Publishing ([publish], docs/publish.md): skipped with --no-publish. `publish_ami`
+  // set = `amibake publish`: no bake, the publish steps for that existing AMI.
+  bool no_publish = false;
+  std::string publish_ami;
+  RegionClientFactory region_client;  // nullptr = only the build region can be reached
   // Called once the build id is known (the CLI keeps it for its Ctrl-C message).
   std::function<void(const std::string&)> on_build_id;
 };
@@ -87,9 +98,11 @@ struct CleanupReport {
 };
 // Removes every resource build `build_id` made (journal first, then anything still
 // carrying its build tag), newest first. Shared caches (the base copy) are kept.
+// Resources in other regions (publish copies) are removed through `region_client`.
 Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& journal_dir,
                                     const std::string& build_id, Events& events,
-                                    const std::atomic<int>* interrupts = nullptr);
+                                    const std::atomic<int>* interrupts = nullptr,
+                                    const RegionClientFactory& region_client = nullptr);
 
 struct Leftover {
   std::string kind, id, build_id, role, state;

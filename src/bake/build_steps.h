@@ -32,6 +32,11 @@ struct StepContext {
   // Results of finished steps, by step name (also in the journal).
   std::map<std::string, nlohmann::json> results;
   std::string current_step;  // the step running now (journal intents name it)
+  // Clients for the other regions publish reaches, made on first use.
+  std::map<std::string, std::unique_ptr<aws::AwsClient>> region_clients;
+
+  // The client for `region` (the build's own for its region).
+  Result<aws::AwsClient*> client_in(const std::string& region);
 
   // Returns an error with exit code 130 once Ctrl-C was pressed.
   Status check_interrupt() const;
@@ -144,6 +149,17 @@ Result<nlohmann::json> install_lazily(StepContext& ctx,
 Result<std::vector<uint64_t>> lazy_changed_blocks(const StepContext& ctx);
 std::string lazy_unavailable_reason();
 void release_lazy_leftovers(const std::string& work, Events& events);
+
+// Publishing (publish.cc): checked right after resolve, run after verify.
+Result<nlohmann::json> step_publish_check(StepContext& ctx);
+Result<nlohmann::json> step_copy(StepContext& ctx);
+Result<nlohmann::json> step_share(StepContext& ctx);
+Result<nlohmann::json> step_ssm(StepContext& ctx);
+Result<nlohmann::json> step_launch_templates(StepContext& ctx);
+Result<nlohmann::json> step_batch(StepContext& ctx);
+Result<nlohmann::json> step_deprecate(StepContext& ctx);
+// Per region: AMI, snapshots, SSM version, launch template versions, Batch updates.
+nlohmann::json publish_summary(StepContext& ctx);
 
 // The chroot method's steps (chroot.cc). Each returns its journaled result.
 Result<nlohmann::json> step_host(StepContext& ctx);

@@ -128,7 +128,8 @@ int kind_rank(const std::string& kind) {
 
 Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& journal_dir,
                                     const std::string& build_id, Events& events,
-                                    const std::atomic<int>* interrupts) {
+                                    const std::atomic<int>* interrupts,
+                                    const RegionClientFactory& region_client) {
   std::string dir = journal_dir.empty() ? Journal::default_dir() : journal_dir;
   auto journal = Journal::open(dir, build_id);
   DeviceLookup lookup;
@@ -137,10 +138,41 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
   // build id (a crash between a create and its journal line leaves only the tag).
   std::vector<std::pair<std::string, std::string>> todo;  // kind, id
   std::set<std::string> seen;
+  CleanupReport report;
   if (journal) {
+    // Other regions first (publish copies), each through its own client.
+    std::map<std::string, std::vector<JournalResource>> elsewhere;
     for (const auto& r : journal->state().live_resources()) {
       if (r.region == client.region() || r.region.empty()) {
         if (seen.insert(r.id).second) todo.push_back({r.kind, r.id});
+      } else {
+        elsewhere[r.region].push_back(r);
+      }
+    }
+    for (auto& [region, resources] : elsewhere) {
+      std::unique_ptr<aws::AwsClient> other;
+      if (region_client) {
+        auto made = region_client(region);
+        if (made) other = std::move(*made);
+      }
+      std::stable_sort(resources.begin(), resources.end(), [](const auto& a, const auto& b) {
+        return kind_rank(a.kind) < kind_rank(b.kind);
+      });
+      for (const auto& r : resources) {
+        if (!other) {
+          report.failed.push_back(r.id + " (" + region + "): no client for that region");
+          continue;
+        }
+        auto s = remove_resource(*other, r.kind, r.id, lookup, events);
+        if (!s) {
+          report.failed.push_back(r.id + " (" + region + "): " + s.error().message);
+          events.warn("could not remove " + r.kind + " " + r.id + " in " + region + ": " +
+                      s.error().message);
+          continue;
+        }
+        report.removed.push_back(r.id);
+        events.info("removed " + r.kind + " " + r.id + " in " + region);
+        AMIBAKE_TRY(journal->deleted(r.id));
       }
     }
   } else {
@@ -154,7 +186,6 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
   std::stable_sort(todo.begin(), todo.end(), [](const auto& a, const auto& b) {
     return kind_rank(a.first) < kind_rank(b.first);
   });
-  CleanupReport report;
   for (const auto& [kind, id] : todo) {
     if (interrupts && interrupts->load() > 1) {
       report.failed.push_back(id + ": not removed (interrupted again)");

@@ -247,6 +247,7 @@ std::vector<aws::Tag> root_snapshot_tags(const StepContext& ctx) {
   // Base and recipe identify what is being baked: a second build of the same finds it.
   tags.push_back({kTagBaseImage, ctx.results.at("resolve")["base_image"]});
   tags.push_back({kTagRecipeHash, ctx.options.recipe_hash});
+  tags.push_back({kTagFamily, ctx.options.recipe.family});
   tags.push_back({kTagClaimAlive, claim_alive_now()});
   for (const auto& [k, v] : ctx.options.recipe.snapshot_tags) tags.push_back({k, v});
   return tags;

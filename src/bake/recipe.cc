@@ -504,6 +504,152 @@ void parse_attributes(TableReader& top, RecipeProblems& problems, AttributeOverr
   }
 }
 
+// Family names become the tag amibake:family and part of prune's listing.
+void check_family(TableReader& r, const std::string& family) {
+  static const std::regex re("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
+  if (!std::regex_match(family, re)) {
+    r.problem("family", "'" + family +
+                            "' is not 1-64 letters, digits, '.', '_' or '-' starting with a letter "
+                            "or digit");
+  }
+}
+
+// The default family: the recipe file's stem ("recipes/batch-worker.toml" -> batch-worker),
+// with characters a family may not hold replaced by '-'.
+std::string default_family(const std::string& path) {
+  std::string stem = path.substr(path.find_last_of('/') + 1);
+  if (size_t dot = stem.rfind('.'); dot != std::string::npos && dot > 0) stem.resize(dot);
+  for (char& c : stem) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '-';
+  }
+  if (stem.empty() || !std::isalnum(static_cast<unsigned char>(stem[0]))) stem = "amibake" + stem;
+  return stem.substr(0, 64);
+}
+
+// Region names as AWS spells them (us-east-1, ap-southeast-2, us-gov-west-1, cn-north-1):
+// whether the region exists and is enabled is asked of DescribeRegions before the build.
+bool valid_region_name(const std::string& region) {
+  static const std::regex re("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$");
+  return std::regex_match(region, re);
+}
+
+void parse_publish(TableReader& top, RecipeProblems& problems, PublishSettings* p) {
+  const toml::table* t = top.table("publish");
+  if (!t) return;
+  TableReader r(*t, problems, top.lines(), "publish.");
+  r.get_string_list("regions", &p->regions);
+  r.get_string_map("kms_key_ids", &p->kms_key_ids);
+  r.get_string_list("share_accounts", &p->share_accounts);
+  r.get_string_list("share_organizations", &p->share_organizations);
+  r.get_string_list("share_ous", &p->share_ous);
+  r.get_bool("share_snapshots", &p->share_snapshots);
+  r.get_string("ssm_parameter", &p->ssm_parameter);
+  r.get_string_list("launch_templates", &p->launch_templates);
+  r.get_bool("set_default_version", &p->set_default_version);
+  r.get_string_list("batch_compute_environments", &p->batch_compute_environments);
+  r.get_optional("deprecate_after_days", &p->deprecate_after_days, "an integer");
+  r.reject_unknown();
+
+  auto duplicates = [&](const char* key, const std::vector<std::string>& items) {
+    std::set<std::string> seen;
+    for (const auto& i : items) {
+      if (!seen.insert(i).second) r.problem(key, "'" + i + "' is listed twice");
+    }
+  };
+  auto each = [&](const char* key, const std::vector<std::string>& items, const std::regex& re,
+                  const char* what) {
+    for (const auto& i : items) {
+      if (!std::regex_match(i, re)) r.problem(key, "'" + i + "' is not " + what);
+    }
+    duplicates(key, items);
+  };
+  for (const auto& region : p->regions) {
+    if (!valid_region_name(region)) {
+      r.problem("regions", "'" + region + "' is not a region name (like us-west-2)");
+    }
+  }
+  duplicates("regions", p->regions);
+  for (const auto& [region, key] : p->kms_key_ids) {
+    if (std::find(p->regions.begin(), p->regions.end(), region) == p->regions.end()) {
+      r.problem("kms_key_ids", "'" + region + "' is not one of publish.regions (a key applies "
+                               "to that region's copy)");
+    }
+    if (!valid_kms_key_id(key)) {
+      r.problem("kms_key_ids", region + ": '" + key +
+                                   "' is not a KMS key id, alias/NAME, or key or alias ARN");
+    }
+  }
+  each("share_accounts", p->share_accounts, std::regex("^[0-9]{12}$"), "a 12-digit account id");
+  each("share_organizations", p->share_organizations,
+       std::regex("^arn:aws[a-z-]*:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}$"),
+       "an organization ARN (arn:aws:organizations::ACCOUNT:organization/o-...)");
+  each("share_ous", p->share_ous,
+       std::regex("^arn:aws[a-z-]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/"
+                  "ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$"),
+       "an organizational unit ARN (arn:aws:organizations::ACCOUNT:ou/o-.../ou-...)");
+  if (p->share_snapshots && !p->sharing()) {
+    r.problem("share_snapshots", "true, but there is nothing to share with (share_accounts, "
+                                 "share_organizations, share_ous)");
+  }
+  if (!p->ssm_parameter.empty()) {
+    // PutParameter's rules: a-zA-Z0-9_.-/ only, a hierarchy starts with '/', at most 15
+    // levels, 1011 characters for a fully qualified name, no aws/ssm prefix.
+    static const std::regex re("^(/[A-Za-z0-9_.-]+)+$|^[A-Za-z0-9_.-]+$");
+    std::string lower = p->ssm_parameter;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string first = lower.substr(lower[0] == '/' ? 1 : 0);
+    if (!std::regex_match(p->ssm_parameter, re)) {
+      r.problem("ssm_parameter", "'" + p->ssm_parameter +
+                                     "' is not a parameter name: letters, digits, '_', '.', "
+                                     "'-' and '/'-separated levels starting with '/'");
+    } else if (first.starts_with("aws") || first.starts_with("ssm")) {
+      r.problem("ssm_parameter", "names starting with 'aws' or 'ssm' are reserved by AWS");
+    } else if (std::count(p->ssm_parameter.begin(), p->ssm_parameter.end(), '/') > 15) {
+      r.problem("ssm_parameter", "more than 15 levels");
+    } else if (p->ssm_parameter.size() > 1011) {
+      r.problem("ssm_parameter", "longer than 1011 characters");
+    }
+  }
+  each("launch_templates", p->launch_templates,
+       std::regex("^lt-[0-9a-f]{17}$|^[A-Za-z0-9().\\-/_]{3,128}$"),
+       "a launch template name (3-128 of letters, digits, ( ) . - / _) or id (lt-...)");
+  if (std::find_if(p->launch_templates.begin(), p->launch_templates.end(),
+                   [](const std::string& t) { return t.starts_with("lt-") && t.size() == 20; }) !=
+          p->launch_templates.end() &&
+      !p->regions.empty()) {
+    r.problem("launch_templates", "a launch template id (lt-...) exists in one region only: with "
+                                  "publish.regions, name the template instead");
+  }
+  each("batch_compute_environments", p->batch_compute_environments,
+       std::regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$|^arn:aws[a-z-]*:batch:[a-z0-9-]+:[0-9]{12}:"
+                  "compute-environment/[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"),
+       "a compute environment name (letters, digits, '-', '_', up to 128) or ARN");
+  if (p->deprecate_after_days && (*p->deprecate_after_days < 1 || *p->deprecate_after_days > 3650)) {
+    r.problem("deprecate_after_days", std::to_string(*p->deprecate_after_days) +
+                                          " is out of range (1-3650: EC2 deprecates at most 10 "
+                                          "years ahead)");
+  }
+}
+
+void parse_retention(TableReader& top, RecipeProblems& problems, RetentionSettings* k) {
+  const toml::table* t = top.table("retention");
+  if (!t) return;
+  TableReader r(*t, problems, top.lines(), "retention.");
+  r.get_int("keep", &k->keep);
+  r.get_int("min_age_days", &k->min_age_days);
+  r.reject_unknown();
+  if (k->keep < 1) {
+    r.problem("keep", std::to_string(k->keep) +
+                          " would let prune remove every AMI of the family, the newest too: keep "
+                          "at least 1");
+  } else if (k->keep > 1000) {
+    r.problem("keep", std::to_string(k->keep) + " is out of range (1-1000)");
+  }
+  if (k->min_age_days < 0 || k->min_age_days > 36500) {
+    r.problem("min_age_days", std::to_string(k->min_age_days) + " is out of range (0-36500)");
+  }
+}
+
 void parse_image(TableReader& top, RecipeProblems& problems, Recipe* recipe) {
   const toml::table* t = top.table("image");
   if (!t) return;
@@ -513,6 +659,7 @@ void parse_image(TableReader& top, RecipeProblems& problems, Recipe* recipe) {
   r.get_string_map("tags", &recipe->image_tags);
   r.get_string_map("snapshot_tags", &recipe->snapshot_tags);
   r.get_optional("root_size_gib", &recipe->root_size_gib, "an integer");
+  if (r.get_string("family", &recipe->family)) check_family(r, recipe->family);
   r.reject_unknown();
   if (recipe->name.empty()) {
     r.problem("name", "must not be empty");
@@ -588,6 +735,9 @@ RecipeRead read_recipe(const std::string& text, const std::string& origin) {
   parse_base(top, problems, &recipe.base);
   parse_image(top, problems, &recipe);
   parse_attributes(top, problems, &recipe.attributes);
+  parse_publish(top, problems, &recipe.publish);
+  parse_retention(top, problems, &recipe.retention);
+  if (recipe.family.empty()) recipe.family = default_family(origin);
   const toml::node* vols = top.node("volume");
   top.mark_used("volume");
   std::vector<int> lines;

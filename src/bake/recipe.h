@@ -46,8 +46,43 @@ struct AttributeOverrides {
   std::optional<std::string> tpm_support;
 };
 
+// [publish]: where the AMI goes after it is registered (docs/publish.md). Each list
+// applies in every published region: the build region and `regions`.
+struct PublishSettings {
+  std::vector<std::string> regions;                 // copies, besides the build region
+  std::map<std::string, std::string> kms_key_ids;   // region -> key for that region's copy
+  std::vector<std::string> share_accounts;          // 12-digit account ids
+  std::vector<std::string> share_organizations;     // organization ARNs
+  std::vector<std::string> share_ous;               // organizational unit ARNs
+  bool share_snapshots = false;                     // also createVolumePermission
+  std::string ssm_parameter;                        // "" = none
+  std::vector<std::string> launch_templates;        // names or lt- ids
+  bool set_default_version = true;
+  std::vector<std::string> batch_compute_environments;  // names or ARNs
+  std::optional<int64_t> deprecate_after_days;
+  // True when anything besides the build region's AMI is asked for.
+  bool any() const {
+    return !regions.empty() || sharing() || !ssm_parameter.empty() || !launch_templates.empty() ||
+           !batch_compute_environments.empty() || deprecate_after_days.has_value();
+  }
+  bool sharing() const {
+    return !share_accounts.empty() || !share_organizations.empty() || !share_ous.empty();
+  }
+};
+
+// [retention]: what `amibake prune` keeps, per region.
+struct RetentionSettings {
+  int64_t keep = 3;          // newest AMIs of the family kept
+  int64_t min_age_days = 7;  // never prune an AMI younger than this
+};
+
 struct Recipe {
   std::string path;  // where it was read from ("" for flags only)
+  // Lineage name (tag amibake:family): what publish finds the newest AMI by and prune
+  // prunes within. Default: the recipe file's stem.
+  std::string family;
+  PublishSettings publish;
+  RetentionSettings retention;
   BaseSelector base;
   std::string name = "amibake-{base_name}-{date}";
   std::string description = "{base_name} with a data volume prepared by amibake datavol";
@@ -62,9 +97,9 @@ struct Recipe {
 };
 
 // How many tags amibake puts on the AMI and on its root snapshot besides the recipe's
-// (amibake:build-id, role, temporary, base-image, recipe-hash; the snapshot also
+// (amibake:build-id, role, temporary, family, base-image, recipe-hash; the snapshot also
 // claim-alive): the recipe's own must fit in EC2's 50 per resource beside them.
-inline constexpr size_t kAmibakeTagsPerResource = 6;
+inline constexpr size_t kAmibakeTagsPerResource = 7;
 
 // Every problem found in a recipe, each "r.toml:12: volume[0].mount: what is wrong".
 struct RecipeProblems {

@@ -88,6 +88,17 @@ int main(int argc, char** argv) {
   add_build_flags(*command("build", "bake the AMI; prints its id on stdout",
                            [&] { return run_build_command(g.settings(), build_flags); }),
                   build_flags, /*with_build=*/true);
+  BuildFlags publish_flags;
+  add_publish_flags(*command("publish", "publish an existing AMI as a build would (also: roll back)",
+                             [&] { return run_publish_command(g.settings(), publish_flags); }),
+                    publish_flags);
+  PruneFlags prune_flags;
+  auto* prune = command("prune", "list the family's old AMIs per region; --delete removes them",
+                        [&] { return run_prune_command(g.settings(), prune_flags); });
+  prune->add_option("recipe", prune_flags.recipe, "recipe file (TOML)")->required();
+  prune->add_option("--keep", prune_flags.keep, "newest AMIs kept per region (default [retention] keep)");
+  prune->add_flag("--delete", prune_flags.remove, "deregister what is listed and delete its snapshots");
+  prune->add_flag("--json", prune_flags.json, "print JSON");
   verify::VerifyFlags verify_flags;
   verify::add_verify_flags(*command("verify", "boot an AMI under QEMU (local endpoint) and check /data",
                                     [&] { return verify::run_verify_command(g.settings(), verify_flags); }),

@@ -13,6 +13,7 @@
 #include "bake/build.h"
 #include "bake/host_checks.h"
 #include "bake/journal.h"
+#include "bake/publish.h"
 #include "cli/base_cmd.h"
 
 namespace amibake::cli {
@@ -67,7 +68,24 @@ Result<bake::BuildOptions> options_from(const BuildFlags& f) {
   o.work_dir = f.work_dir;
   o.journal_dir = f.journal_dir;
   o.datavol_binary = f.datavol_binary;
+  o.no_publish = f.no_publish;
+  if (!f.publish_regions.empty()) o.recipe.publish.regions = f.publish_regions;
   return o;
+}
+
+// Clients for the other regions a publish reaches: the same settings, another region.
+bake::RegionClientFactory region_clients(const aws::ClientSettings& settings) {
+  return [settings](const std::string& region) {
+    aws::ClientSettings s = settings;
+    s.region = region;
+    return aws::make_client(s);
+  };
+}
+
+// Adds the flags build and publish share.
+void add_publish_selection(CLI::App& cmd, BuildFlags& f) {
+  cmd.add_option("--publish-region", f.publish_regions,
+                 "publish to this region (repeatable; replaces the recipe's publish.regions)");
 }
 
 }  // namespace
@@ -97,6 +115,20 @@ void add_build_flags(CLI::App& cmd, BuildFlags& f, bool with_build) {
       ->check(CLI::IsMember({"auto", "lazy", "full"}));
   cmd.add_option("--datavol-binary", f.datavol_binary,
                  "install this datavol binary instead of the embedded one");
+  cmd.add_flag("--no-publish", f.no_publish, "skip the recipe's [publish] steps");
+  add_publish_selection(cmd, f);
+}
+
+void add_publish_flags(CLI::App& cmd, BuildFlags& f) {
+  cmd.add_option("recipe", f.recipe, "recipe file (TOML) with a [publish] table")->required();
+  cmd.add_option("--ami", f.ami,
+                 "the AMI to publish (default: the family's newest); an older one rolls back");
+  cmd.add_option("--resume", f.resume, "continue the publish with this id");
+  cmd.add_flag("--json", f.json, "print the result as JSON");
+  cmd.add_option("--events", f.events, "progress on stderr: plain or json")
+      ->check(CLI::IsMember({"plain", "json"}));
+  cmd.add_option("--journal-dir", f.journal_dir, "where build journals are kept");
+  add_publish_selection(cmd, f);
 }
 
 int run_plan(const aws::ClientSettings& settings, const BuildFlags& flags) {
@@ -138,14 +170,95 @@ int run_build_command(const aws::ClientSettings& settings, const BuildFlags& fla
   o->on_build_id = [](const std::string& id) {
     std::snprintf(g_build_id, sizeof g_build_id, "%s", id.c_str());
   };
+  o->region_client = region_clients(settings);
   auto r = bake::run_build(**client, *o, events, g_interrupts);
   if (!r) return report_error(r.error());
   if (flags.json) {
     nlohmann::json out = {{"build_id", r->build_id}, {"region", r->region}, {"ami", r->ami_id},
-                          {"reused", r->reused_existing}, {"manifest", r->manifest_path}};
+                          {"reused", r->reused_existing}, {"manifest", r->manifest_path},
+                          {"published", r->manifest.value("published", nlohmann::json::object())}};
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << r->ami_id << "\n";
+  }
+  return 0;
+}
+
+int run_publish_command(const aws::ClientSettings& settings, const BuildFlags& flags) {
+  auto o = options_from(flags);
+  if (!o) return report_error(o.error());
+  if (!o->recipe.publish.any()) {
+    return report_error(make_error("publish: " + flags.recipe + " has no [publish] table",
+                                   "add one (docs/publish.md)", 2));
+  }
+  auto client = aws::make_client(settings);
+  if (!client) return report_error(client.error());
+  if (flags.resume.empty()) {
+    o->publish_ami = flags.ami;
+    if (o->publish_ami.empty()) {
+      auto newest = bake::newest_of_family(**client, o->recipe.family);
+      if (!newest) return report_error(newest.error());
+      o->publish_ami = *newest;
+    }
+  } else {
+    std::string dir = flags.journal_dir.empty() ? bake::Journal::default_dir() : flags.journal_dir;
+    auto j = bake::Journal::open(dir, flags.resume);
+    if (!j) return report_error(j.error());
+    o->publish_ami = j->state().start_string("publish_ami");
+  }
+  bake::Events events(flags.events == "json" ? bake::EventFormat::kJson
+                                              : bake::Events::plain_or_live());
+  install_sigint_handler();
+  o->region_client = region_clients(settings);
+  auto r = bake::run_build(**client, *o, events, g_interrupts);
+  if (!r) return report_error(r.error());
+  if (flags.json) {
+    std::cout << nlohmann::json{{"build_id", r->build_id}, {"ami", r->ami_id},
+                                {"published", r->manifest.value("published", nlohmann::json::object())}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << r->ami_id << "\n";
+  }
+  return 0;
+}
+
+int run_prune_command(const aws::ClientSettings& settings, const PruneFlags& flags) {
+  auto recipe = bake::load_recipe(flags.recipe);
+  if (!recipe) return report_error(recipe.error());
+  auto client = aws::make_client(settings);
+  if (!client) return report_error(client.error());
+  bake::Events events;
+  bake::PruneOptions po;
+  po.keep = flags.keep;
+  po.remove = flags.remove;
+  po.region_client = region_clients(settings);
+  auto r = bake::prune(**client, *recipe, po, events);
+  if (!r) return report_error(r.error());
+  if (flags.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : *r) {
+      out.push_back({{"region", e.region}, {"image", e.image}, {"name", e.name},
+                     {"created", e.created}, {"keep", e.keep}, {"reasons", e.reasons},
+                     {"snapshots", e.snapshots}, {"outcome", e.outcome}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  size_t doomed = 0;
+  for (const auto& e : *r) {
+    std::string what = e.keep ? "keep  " : (flags.remove ? "pruned" : "prune ");
+    std::cout << e.region << "  " << e.image << "  " << e.created << "  " << what << "  ";
+    if (e.keep) {
+      for (size_t i = 0; i < e.reasons.size(); ++i) std::cout << (i ? "; " : "") << e.reasons[i];
+    } else {
+      std::cout << (e.outcome.empty() ? std::to_string(e.snapshots.size()) + " snapshot(s)" : e.outcome);
+      ++doomed;
+    }
+    std::cout << "\n";
+  }
+  if (!flags.remove) {
+    std::cout << doomed << " AMI(s) would be deregistered; nothing changed (run with --delete)\n";
   }
   return 0;
 }
@@ -155,7 +268,8 @@ int run_cleanup(const aws::ClientSettings& settings, const CleanupFlags& flags) 
   if (!client) return report_error(client.error());
   bake::Events events;
   install_sigint_handler();
-  auto r = bake::cleanup_build(**client, flags.journal_dir, flags.build_id, events, &g_interrupts);
+  auto r = bake::cleanup_build(**client, flags.journal_dir, flags.build_id, events, &g_interrupts,
+                               region_clients(settings));
   if (!r) return report_error(r.error());
   for (const auto& id : r->removed) std::cout << "removed " << id << "\n";
   for (const auto& f : r->failed) std::cerr << "amibake: not removed: " << f << "\n";

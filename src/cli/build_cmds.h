@@ -2,7 +2,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "aws/config.h"
 
@@ -19,7 +21,22 @@ struct BuildFlags {
   std::string work_dir, journal_dir, datavol_binary;
   std::string device_dir;  // chroot: udev by-id folder; empty: the resumed build's, else default
   std::string fetch;       // direct: auto | lazy | full; empty: the resumed build's, else auto
+  bool no_publish = false;                   // skip the [publish] steps
+  std::vector<std::string> publish_regions;  // --publish-region: replaces publish.regions
+  std::string ami;                           // publish: the AMI (default: the family's newest)
 };
+
+// Adds the flags of `publish` to `cmd`.
+void add_publish_flags(CLI::App& cmd, BuildFlags& flags);
+int run_publish_command(const aws::ClientSettings& settings, const BuildFlags& flags);
+
+struct PruneFlags {
+  std::string recipe;
+  std::optional<int64_t> keep;
+  bool remove = false;
+  bool json = false;
+};
+int run_prune_command(const aws::ClientSettings& settings, const PruneFlags& flags);
 
 // Adds the flags of `plan` (with_build = false) or `build` (true) to `cmd`.
 void add_build_flags(CLI::App& cmd, BuildFlags& flags, bool with_build);

@@ -1,0 +1,518 @@
+// Publishing (docs/publish.md): the steps after register/verify that put the AMI where
+// Batch workers use it, in every region of the recipe's [publish] table —
+//   publish-check (right after resolve: every target exists and can be updated)
+//   copy → share → ssm → launch-templates → batch → deprecate
+// Each step is idempotent on resume: copies carry a client token from the build id and
+// region, launch template versions one from the build id, region and template; SSM and
+// Batch are set to a value, which setting again does not change.
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <thread>
+
+#include "aws/model.h"
+#include "aws/sigv4.h"
+#include "aws/ssm.h"
+#include "bake/build_steps.h"
+
+namespace amibake::bake {
+
+using nlohmann::json;
+using aws::model::Json;
+
+namespace {
+
+// Allocation strategies under which Batch updates a compute environment's instances in
+// place (an "infrastructure update"); BEST_FIT environments must be replaced instead.
+constexpr const char* kUpdatableStrategies[] = {"BEST_FIT_PROGRESSIVE", "SPOT_CAPACITY_OPTIMIZED",
+                                                "SPOT_PRICE_CAPACITY_OPTIMIZED"};
+
+std::string iso8601_in(int64_t seconds_from_now) {
+  std::time_t t = std::time(nullptr) + seconds_from_now;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string short_hash(const std::string& text) { return aws::sha256_hex(text).substr(0, 32); }
+
+const PublishSettings& settings(const StepContext& ctx) { return ctx.options.recipe.publish; }
+
+bool publishing(const StepContext& ctx) { return !ctx.options.no_publish && settings(ctx).any(); }
+
+json skipped(const std::string& why) { return {{"skipped", why}}; }
+
+// The published images: the build region's, then each copy's (after the copy step).
+struct Published {
+  std::string region;
+  std::string image;
+  std::vector<std::string> snapshots;
+  aws::AwsClient* client;
+};
+
+Result<std::vector<Published>> published(StepContext& ctx) {
+  std::vector<Published> out;
+  const json& copies = ctx.results.count("copy") ? ctx.results["copy"] : json::object();
+  std::string home_image = ctx.results["register"]["image"];
+  std::vector<std::string> home_snapshots;
+  if (copies.contains("home_snapshots")) home_snapshots = copies["home_snapshots"];
+  out.push_back({ctx.client.region(), home_image, home_snapshots, &ctx.client});
+  if (copies.contains("regions")) {
+    for (const auto& [region, c] : copies["regions"].items()) {
+      AMIBAKE_ASSIGN(aws::AwsClient * client, ctx.client_in(region));
+      out.push_back({region, c["image"], c.value("snapshots", std::vector<std::string>{}), client});
+    }
+  }
+  return out;
+}
+
+// Every region the recipe publishes to, the build region first.
+std::vector<std::string> target_regions(const StepContext& ctx) {
+  std::vector<std::string> out = {ctx.client.region()};
+  for (const auto& r : settings(ctx).regions) {
+    if (std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
+  }
+  return out;
+}
+
+Error refused(const std::string& message, const std::string& hint) {
+  return make_error(message, hint, 2);
+}
+
+// Finds launch template `ref` (name or lt- id) in the client's region.
+Result<Json> find_launch_template(aws::AwsClient& client, const std::string& ref) {
+  Json in = Json::object();
+  if (ref.starts_with("lt-")) {
+    in["LaunchTemplateIds"] = Json::array({ref});
+  } else {
+    in["LaunchTemplateNames"] = Json::array({ref});
+  }
+  auto out = aws::model::call(client, aws::model::ec2(), "DescribeLaunchTemplates", in);
+  if (!out) {
+    const std::string& code = out.error().aws_code;
+    if (code.starts_with("InvalidLaunchTemplateName") || code.starts_with("InvalidLaunchTemplateId")) {
+      return refused("launch template '" + ref + "' does not exist in " + client.region(),
+                     "create it there first (publish updates existing templates), or remove it "
+                     "from publish.launch_templates");
+    }
+    return out.error();
+  }
+  const Json& list = (*out)["LaunchTemplates"];
+  if (!list.is_array() || list.empty()) {
+    return refused("launch template '" + ref + "' does not exist in " + client.region(),
+                   "create it there first, or remove it from publish.launch_templates");
+  }
+  return list[0];
+}
+
+// Describes compute environment `ref` (name or ARN) in the client's region.
+Result<Json> find_compute_environment(aws::AwsClient& client, const std::string& ref) {
+  AMIBAKE_ASSIGN(Json out, aws::model::call(client, aws::model::batch(), "DescribeComputeEnvironments",
+                                            Json{{"computeEnvironments", Json::array({ref})}}));
+  const Json& list = out["computeEnvironments"];
+  if (!list.is_array() || list.empty()) {
+    return refused("Batch compute environment '" + ref + "' does not exist in " + client.region(),
+                   "create it there first, or remove it from publish.batch_compute_environments");
+  }
+  return list[0];
+}
+
+// Why Batch cannot take a new AMI in place for `ce`, or "" when it can; `templates` are
+// the launch templates the recipe updates (names and ids).
+std::string not_updatable(const Json& ce, const std::vector<std::string>& templates) {
+  std::string name = ce.value("computeEnvironmentName", "?");
+  if (ce.value("type", "") != "MANAGED") {
+    return name + " is an UNMANAGED environment: Batch does not launch its instances";
+  }
+  if (!ce.contains("computeResources")) return name + " has no compute resources";
+  const Json& cr = ce["computeResources"];
+  std::string type = cr.value("type", "");
+  if (type == "FARGATE" || type == "FARGATE_SPOT") return name + " runs on Fargate, which takes no AMI";
+  std::string strategy = cr.value("allocationStrategy", "BEST_FIT");
+  if (std::find(std::begin(kUpdatableStrategies), std::end(kUpdatableStrategies), strategy) ==
+      std::end(kUpdatableStrategies)) {
+    return name + " uses allocation strategy " + strategy +
+           ", which Batch cannot update in place (infrastructure updates need "
+           "BEST_FIT_PROGRESSIVE, SPOT_CAPACITY_OPTIMIZED or SPOT_PRICE_CAPACITY_OPTIMIZED)";
+  }
+  std::string role = ce.value("serviceRole", "");
+  if (!role.empty() && role.find("aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch") ==
+                           std::string::npos) {
+    return name + " uses service role " + role +
+           ": infrastructure updates need Batch's service-linked role (AWSServiceRoleForBatch)";
+  }
+  bool override_set = false;
+  if (cr.contains("ec2Configuration")) {
+    for (const auto& c : cr["ec2Configuration"]) override_set |= c.contains("imageIdOverride");
+  }
+  bool template_ours = false;
+  if (cr.contains("launchTemplate")) {
+    const Json& lt = cr["launchTemplate"];
+    for (const auto& t : templates) {
+      template_ours |= lt.value("launchTemplateName", "") == t || lt.value("launchTemplateId", "") == t;
+    }
+  }
+  if (!override_set && !template_ours) {
+    return name + " neither sets ec2Configuration imageIdOverride nor uses a launch template "
+                  "this recipe updates, so nothing would point it at the new AMI";
+  }
+  return "";
+}
+
+// Waits (bounded) until the compute environment is VALID again; INVALID is an error
+// carrying Batch's reason.
+Result<Json> wait_compute_environment(StepContext& ctx, aws::AwsClient& client, const std::string& ref) {
+  Json last;
+  auto poll = [&]() -> Result<aws::WaitState> {
+    AMIBAKE_ASSIGN(last, find_compute_environment(client, ref));
+    std::string status = last.value("status", "");
+    if (status == "VALID" && last.value("state", "ENABLED") == "ENABLED") status = "VALID";
+    return aws::WaitState{status, last.value("statusReason", "")};
+  };
+  auto w = ctx.wait_options("compute environment " + ref + " in " + client.region(),
+                            std::chrono::minutes(30));
+  AMIBAKE_TRY(aws::wait_for("compute environment " + ref, poll, {"VALID"}, {"INVALID", "DELETED"}, w));
+  return last;
+}
+
+}  // namespace
+
+// ---- the steps ----
+
+Result<json> step_publish_check(StepContext& ctx) {
+  if (ctx.options.no_publish) return skipped("--no-publish");
+  const PublishSettings& p = settings(ctx);
+  if (!p.any()) return skipped("the recipe has no [publish] table");
+  json out = json::object();
+  // Regions: DescribeRegions lists those enabled for the account.
+  if (!p.regions.empty()) {
+    AMIBAKE_ASSIGN(Json regions, aws::model::call(ctx.client, aws::model::ec2(), "DescribeRegions",
+                                                  Json::object()));
+    std::vector<std::string> enabled;
+    for (const auto& r : regions["Regions"]) enabled.push_back(r.value("RegionName", ""));
+    for (const auto& r : p.regions) {
+      if (std::find(enabled.begin(), enabled.end(), r) == enabled.end()) {
+        return refused("publish.regions: '" + r + "' is not a region enabled for this account",
+                       "check the name (aws ec2 describe-regions lists them), or enable the "
+                       "region in the account settings");
+      }
+    }
+  }
+  // Sharing: AMIs whose snapshots use the AWS-managed key aws/ebs cannot be shared.
+  if (p.sharing()) {
+    AMIBAKE_ASSIGN(auto enc, aws::ec2::get_ebs_encryption_by_default(ctx.client));
+    if (enc.enabled) {
+      AMIBAKE_ASSIGN(Json key, aws::model::call(ctx.client, aws::model::ec2(), "GetEbsDefaultKmsKeyId",
+                                                Json::object()));
+      std::string id = key.value("KmsKeyId", "");
+      if (id.empty() || id.ends_with("alias/aws/ebs")) {
+        return refused("publish: the AMI's snapshots would be encrypted with the AWS-managed key "
+                       "aws/ebs (EBS encryption by default is on), and such AMIs cannot be shared",
+                       "set the account's default EBS key to a customer-managed KMS key whose "
+                       "policy lets the shared accounts use it (aws ec2 modify-ebs-default-kms-key-id)");
+      }
+    }
+  }
+  for (const auto& region : target_regions(ctx)) {
+    AMIBAKE_ASSIGN(aws::AwsClient * client, ctx.client_in(region));
+    json& r = out["regions"][region];
+    for (const auto& t : p.launch_templates) {
+      AMIBAKE_ASSIGN(Json lt, find_launch_template(*client, t));
+      r["launch_templates"][t] = {{"id", lt.value("LaunchTemplateId", "")},
+                                  {"default_version", lt.value("DefaultVersionNumber", int64_t{0})}};
+    }
+    for (const auto& ref : p.batch_compute_environments) {
+      // An ARN names one region: it applies there only.
+      if (ref.starts_with("arn:") && ref.find(":batch:" + region + ":") == std::string::npos) continue;
+      AMIBAKE_ASSIGN(Json ce, find_compute_environment(*client, ref));
+      std::string why = not_updatable(ce, p.launch_templates);
+      if (!why.empty()) {
+        return refused("publish.batch_compute_environments: " + why + " (" + region + ")",
+                       "use a blue/green switch instead: create a new compute environment with "
+                       "the new AMI, point the job queue at it, then delete the old one (docs/publish.md)");
+      }
+      json current;
+      for (const auto& c : ce["computeResources"].value("ec2Configuration", Json::array())) {
+        if (c.contains("imageIdOverride")) current = c["imageIdOverride"];
+      }
+      r["compute_environments"][ref] = {{"arn", ce.value("computeEnvironmentArn", "")},
+                                        {"current_image", current}};
+    }
+  }
+  return out;
+}
+
+Result<json> step_copy(StepContext& ctx) {
+  if (!publishing(ctx)) return skipped("nothing to publish");
+  const std::string home = ctx.client.region();
+  const std::string image = ctx.results["register"]["image"];
+  AMIBAKE_ASSIGN(aws::ec2::Image img, aws::ec2::describe_image(ctx.client, image));
+  json out = {{"home_snapshots", json::array()}, {"regions", json::object()}};
+  for (const auto& m : img.block_device_mappings) {
+    if (m.ebs && !m.ebs->snapshot_id.empty()) out["home_snapshots"].push_back(m.ebs->snapshot_id);
+  }
+  std::vector<std::string> regions;
+  for (const auto& r : settings(ctx).regions) {
+    if (r != home) regions.push_back(r);
+  }
+  if (regions.empty()) return out;
+  // Clients first (the map is not shared across threads), then one thread per copy.
+  std::vector<aws::AwsClient*> clients;
+  for (const auto& r : regions) {
+    AMIBAKE_ASSIGN(aws::AwsClient * c, ctx.client_in(r));
+    clients.push_back(c);
+  }
+  // Start every copy (journaled before and after), then wait for them together.
+  std::vector<std::string> copies(regions.size());
+  for (size_t i = 0; i < regions.size(); ++i) {
+    aws::ec2::CopyImageRequest req;
+    req.source_image_id = image;
+    req.source_region = home;
+    req.name = img.name;
+    req.description = img.description;
+    req.client_token = short_hash("copy:" + ctx.build_id + ":" + regions[i]);
+    req.copy_image_tags = true;
+    auto key = settings(ctx).kms_key_ids.find(regions[i]);
+    if (key != settings(ctx).kms_key_ids.end()) {
+      req.encrypted = true;
+      req.kms_key_id = key->second;
+    }
+    AMIBAKE_TRY(ctx.journal.intent(ctx.current_step, "image", req.client_token));
+    AMIBAKE_ASSIGN(copies[i], aws::ec2::copy_image(*clients[i], req));
+    AMIBAKE_TRY(ctx.journal.created({"image", copies[i], regions[i], ctx.current_step, false, false}));
+    ctx.events.info("copying " + image + " to " + regions[i] + " as " + copies[i]);
+  }
+  std::vector<Result<aws::ec2::Image>> done(regions.size(), make_error("not waited"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < regions.size(); ++i) {
+    threads.emplace_back([&, i] {
+      done[i] = aws::wait_image_available(*clients[i], copies[i],
+                                          ctx.wait_options("copy in " + regions[i], std::chrono::minutes(120)));
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < regions.size(); ++i) {
+    if (!done[i]) return done[i].error().wrap("copy to " + regions[i]);
+    json snaps = json::array();
+    for (const auto& m : done[i]->block_device_mappings) {
+      if (m.ebs && !m.ebs->snapshot_id.empty()) snaps.push_back(m.ebs->snapshot_id);
+    }
+    // The copy's snapshots carry the build's tags too, so cleanup and prune find them.
+    std::vector<aws::Tag> tags = ctx.tags("root-snapshot", false);
+    tags.push_back({kTagFamily, ctx.options.recipe.family});
+    tags.push_back({kTagRecipeHash, ctx.options.recipe_hash});
+    std::vector<std::string> ids = snaps;
+    if (!ids.empty()) AMIBAKE_TRY(aws::ec2::create_tags(*clients[i], ids, tags));
+    for (const auto& s : ids) {
+      AMIBAKE_TRY(ctx.journal.created({"snapshot", s, regions[i], ctx.current_step, false, false}));
+    }
+    out["regions"][regions[i]] = {{"image", copies[i]}, {"snapshots", snaps}};
+  }
+  return out;
+}
+
+Result<json> step_share(StepContext& ctx) {
+  if (!publishing(ctx) || !settings(ctx).sharing()) return skipped("nothing to share");
+  const PublishSettings& p = settings(ctx);
+  Json add = Json::array();
+  for (const auto& a : p.share_accounts) add.push_back({{"UserId", a}});
+  for (const auto& o : p.share_organizations) add.push_back({{"OrganizationArn", o}});
+  for (const auto& u : p.share_ous) add.push_back({{"OrganizationalUnitArn", u}});
+  AMIBAKE_ASSIGN(auto images, published(ctx));
+  json out = json::object();
+  for (const auto& pub : images) {
+    AMIBAKE_TRY(aws::model::call(*pub.client, aws::model::ec2(), "ModifyImageAttribute",
+                                 Json{{"ImageId", pub.image}, {"LaunchPermission", {{"Add", add}}}}));
+    if (p.share_snapshots && !p.share_accounts.empty()) {
+      for (const auto& s : pub.snapshots) {
+        AMIBAKE_TRY(aws::model::call(*pub.client, aws::model::ec2(), "ModifySnapshotAttribute",
+                                     Json{{"SnapshotId", s},
+                                          {"Attribute", "createVolumePermission"},
+                                          {"OperationType", "add"},
+                                          {"UserIds", p.share_accounts}}));
+      }
+    }
+    out[pub.region] = {{"image", pub.image}, {"shared_with", add.size()}};
+  }
+  return out;
+}
+
+Result<json> step_ssm(StepContext& ctx) {
+  if (!publishing(ctx) || settings(ctx).ssm_parameter.empty()) return skipped("no ssm_parameter");
+  const std::string& name = settings(ctx).ssm_parameter;
+  AMIBAKE_ASSIGN(auto images, published(ctx));
+  json out = json::object();
+  for (const auto& pub : images) {
+    aws::ssm::PutParameterRequest put;
+    put.name = name;
+    put.value = pub.image;
+    put.type = "String";
+    put.data_type = "aws:ec2:image";
+    put.overwrite = true;
+    put.description = "amibake family " + ctx.options.recipe.family + ", build " + ctx.build_id;
+    AMIBAKE_ASSIGN(auto result, aws::ssm::put_parameter(*pub.client, put));
+    // SSM checks aws:ec2:image values after answering: the new version shows only once
+    // the AMI id was accepted.
+    aws::ssm::Parameter seen;
+    auto poll = [&]() -> Result<aws::WaitState> {
+      AMIBAKE_ASSIGN(seen, aws::ssm::get_parameter(*pub.client, name));
+      bool ready = seen.version >= result.version && seen.value == pub.image;
+      return aws::WaitState{ready ? "accepted" : "validating", "version " + std::to_string(seen.version)};
+    };
+    auto w = ctx.wait_options("SSM parameter " + name + " in " + pub.region, std::chrono::minutes(2));
+    w.tolerated_error_codes.push_back("ParameterNotFound");
+    auto waited = aws::wait_for("SSM parameter " + name, poll, {"accepted"}, {}, w);
+    if (!waited) {
+      return waited.error().wrap("SSM did not take " + pub.image + " as " + name + " in " + pub.region +
+                                 " (aws:ec2:image values are validated after PutParameter)");
+    }
+    ctx.events.info("SSM " + name + " in " + pub.region + " = " + pub.image + " (version " +
+                    std::to_string(seen.version) + ")");
+    out[pub.region] = {{"parameter", name}, {"version", seen.version}, {"image", pub.image}};
+  }
+  return out;
+}
+
+Result<json> step_launch_templates(StepContext& ctx) {
+  if (!publishing(ctx) || settings(ctx).launch_templates.empty()) return skipped("no launch_templates");
+  AMIBAKE_ASSIGN(auto images, published(ctx));
+  json out = json::object();
+  for (const auto& pub : images) {
+    for (const auto& ref : settings(ctx).launch_templates) {
+      AMIBAKE_ASSIGN(Json lt, find_launch_template(*pub.client, ref));
+      std::string id = lt.value("LaunchTemplateId", "");
+      int64_t source = lt.value("DefaultVersionNumber", int64_t{1});
+      Json in = {{"LaunchTemplateId", id},
+                 {"ClientToken", short_hash("lt:" + ctx.build_id + ":" + pub.region + ":" + id)},
+                 {"SourceVersion", std::to_string(source)},
+                 {"VersionDescription", "amibake " + ctx.options.recipe.family + " build " + ctx.build_id},
+                 {"LaunchTemplateData", {{"ImageId", pub.image}}}};
+      AMIBAKE_ASSIGN(Json made, aws::model::call(*pub.client, aws::model::ec2(),
+                                                 "CreateLaunchTemplateVersion", in));
+      int64_t version = made["LaunchTemplateVersion"].value("VersionNumber", int64_t{0});
+      if (version <= 0) {
+        return make_error("CreateLaunchTemplateVersion for " + ref + " in " + pub.region +
+                          " answered no version number");
+      }
+      if (settings(ctx).set_default_version) {
+        AMIBAKE_TRY(aws::model::call(*pub.client, aws::model::ec2(), "ModifyLaunchTemplate",
+                                     Json{{"LaunchTemplateId", id},
+                                          {"DefaultVersion", std::to_string(version)}}));
+      }
+      ctx.events.info("launch template " + ref + " in " + pub.region + ": version " +
+                      std::to_string(version) + " (from " + std::to_string(source) + ")" +
+                      (settings(ctx).set_default_version ? ", now the default" : ""));
+      out[pub.region][ref] = {{"id", id}, {"version", version}, {"source_version", source},
+                              {"default", settings(ctx).set_default_version}};
+    }
+  }
+  return out;
+}
+
+Result<json> step_batch(StepContext& ctx) {
+  if (!publishing(ctx) || settings(ctx).batch_compute_environments.empty()) {
+    return skipped("no batch_compute_environments");
+  }
+  AMIBAKE_ASSIGN(auto images, published(ctx));
+  const json& templates = ctx.results.count("launch-templates") ? ctx.results["launch-templates"] : json();
+  json out = json::object();
+  for (const auto& pub : images) {
+    for (const auto& ref : settings(ctx).batch_compute_environments) {
+      if (ref.starts_with("arn:") && ref.find(":batch:" + pub.region + ":") == std::string::npos) continue;
+      AMIBAKE_ASSIGN(Json ce, find_compute_environment(*pub.client, ref));
+      const Json& cr = ce["computeResources"];
+      Json update = Json::object();
+      std::string before;
+      if (cr.contains("ec2Configuration")) {
+        Json confs = Json::array();
+        bool any = false;
+        for (Json c : cr["ec2Configuration"]) {
+          if (c.contains("imageIdOverride")) {
+            before = c["imageIdOverride"];
+            c["imageIdOverride"] = pub.image;
+            any = true;
+          }
+          Json kept = {{"imageType", c.value("imageType", "ECS_AL2")}};
+          if (c.contains("imageIdOverride")) kept["imageIdOverride"] = c["imageIdOverride"];
+          if (c.contains("imageKubernetesVersion")) kept["imageKubernetesVersion"] = c["imageKubernetesVersion"];
+          confs.push_back(kept);
+        }
+        if (any) update["ec2Configuration"] = confs;
+      }
+      if (cr.contains("launchTemplate") && templates.is_object() && templates.contains(pub.region)) {
+        Json lt = cr["launchTemplate"];
+        for (const auto& [tref, t] : templates[pub.region].items()) {
+          if (lt.value("launchTemplateName", "") == tref || lt.value("launchTemplateId", "") == t["id"] ||
+              lt.value("launchTemplateId", "") == tref) {
+            // Batch re-reads $Default/$Latest only on an infrastructure update, and a
+            // version number makes the change explicit (and a rollback possible).
+            Json spec = Json::object();
+            if (lt.contains("launchTemplateId")) spec["launchTemplateId"] = lt["launchTemplateId"];
+            else spec["launchTemplateName"] = lt["launchTemplateName"];
+            spec["version"] = std::to_string(t["version"].get<int64_t>());
+            update["launchTemplate"] = spec;
+          }
+        }
+      }
+      if (update.empty()) {
+        return make_error("compute environment " + ref + " in " + pub.region +
+                              " has nothing amibake can point at the new AMI",
+                          "set ec2Configuration imageIdOverride, or use a launch template listed "
+                          "in publish.launch_templates", 2);
+      }
+      AMIBAKE_TRY(aws::model::call(*pub.client, aws::model::batch(), "UpdateComputeEnvironment",
+                                   Json{{"computeEnvironment", ce.value("computeEnvironmentArn", ref)},
+                                        {"computeResources", update}}));
+      AMIBAKE_ASSIGN(Json after, wait_compute_environment(ctx, *pub.client, ref));
+      ctx.events.info("compute environment " + ref + " in " + pub.region + ": " +
+                      (before.empty() ? "launch template version" : before) + " -> " + pub.image +
+                      ", " + after.value("status", ""));
+      out[pub.region][ref] = {{"before", before}, {"image", pub.image}, {"update", update},
+                              {"status", after.value("status", "")}};
+    }
+  }
+  return out;
+}
+
+Result<json> step_deprecate(StepContext& ctx) {
+  if (!publishing(ctx) || !settings(ctx).deprecate_after_days) return skipped("no deprecate_after_days");
+  std::string at = iso8601_in(*settings(ctx).deprecate_after_days * 86400);
+  AMIBAKE_ASSIGN(auto images, published(ctx));
+  json out = json::object();
+  for (const auto& pub : images) {
+    AMIBAKE_TRY(aws::model::call(*pub.client, aws::model::ec2(), "EnableImageDeprecation",
+                                 Json{{"ImageId", pub.image}, {"DeprecateAt", at}}));
+    out[pub.region] = {{"image", pub.image}, {"deprecate_at", at}};
+  }
+  return out;
+}
+
+}  // namespace amibake::bake
+
+namespace amibake::bake {
+
+json publish_summary(StepContext& ctx) {
+  json out = json::object();
+  auto images = published(ctx);
+  if (!images) return out;
+  for (const auto& pub : *images) {
+    json r = {{"image", pub.image}, {"snapshots", pub.snapshots}};
+    auto from = [&](const char* step) -> const json* {
+      if (!ctx.results.count(step) || !ctx.results[step].is_object() ||
+          !ctx.results[step].contains(pub.region)) {
+        return nullptr;
+      }
+      return &ctx.results[step][pub.region];
+    };
+    if (const json* s = from("ssm")) r["ssm_parameter_version"] = (*s)["version"];
+    if (const json* s = from("launch-templates")) r["launch_templates"] = *s;
+    if (const json* s = from("batch")) r["compute_environments"] = *s;
+    if (const json* s = from("deprecate")) r["deprecate_at"] = (*s)["deprecate_at"];
+    out[pub.region] = r;
+  }
+  return out;
+}
+
+}  // namespace amibake::bake
