@@ -89,8 +89,10 @@ struct Plan {
 };
 Result<Plan> make_plan(aws::AwsClient& client, const BuildOptions& options);
 
-// The IAM policy (JSON document) a method needs.
-nlohmann::json iam_policy(const std::string& method);
+// The IAM policy (JSON document) a method needs, plus what `recipe`'s [publish] needs.
+nlohmann::json iam_policy(const std::string& method, const Recipe* recipe = nullptr);
+// The IAM actions the recipe's [publish] and `amibake prune` need (sorted, unique).
+std::vector<std::string> publish_actions(const Recipe& recipe);
 
 struct CleanupReport {
   std::vector<std::string> removed;  // ids

@@ -152,6 +152,11 @@ void release_lazy_leftovers(const std::string& work, Events& events);
 
 // Publishing (publish.cc): checked right after resolve, run after verify.
 Result<nlohmann::json> step_publish_check(StepContext& ctx);
+// What step_publish_check checks, for plan too: regions enabled, templates and compute
+// environments present and updatable in every region, sharing possible with the key.
+Result<nlohmann::json> check_publish(
+    aws::AwsClient& home, const BuildOptions& options,
+    const std::function<Result<aws::AwsClient*>(const std::string&)>& client_in);
 Result<nlohmann::json> step_copy(StepContext& ctx);
 Result<nlohmann::json> step_share(StepContext& ctx);
 Result<nlohmann::json> step_ssm(StepContext& ctx);

@@ -2,12 +2,15 @@
 // The plan resolves the base with read-only calls (SSM, DescribeImages, STS) and
 // lists the steps, the resources with their fate (kept, temporary, shared cache),
 // the final block device mapping and the IAM actions the method needs.
+#include <map>
+#include <memory>
 #include <sstream>
 
 #include "aws/ec2.h"
 #include "aws/imds.h"
 #include "aws/sts.h"
 #include "bake/build.h"
+#include "bake/build_steps.h"
 
 namespace amibake::bake {
 namespace {
@@ -47,8 +50,13 @@ std::string mapping_text(const json& m) {
 
 }  // namespace
 
-json iam_policy(const std::string& method) {
+json iam_policy(const std::string& method, const Recipe* recipe) {
   std::vector<std::string> actions = direct_actions();
+  if (recipe) {
+    for (const auto& a : publish_actions(*recipe)) {
+      if (std::find(actions.begin(), actions.end(), a) == actions.end()) actions.push_back(a);
+    }
+  }
   if (method == "chroot") {
     // The chroot method never calls the EBS direct APIs (accounts that forbid them are
     // why it exists); it works on volumes instead.
@@ -148,11 +156,61 @@ Result<Plan> make_plan(aws::AwsClient& client, const BuildOptions& options) {
     mappings.push_back({{"DeviceName", v.device}, {"Ebs", e},
                         {"datavol", {{"mount", v.datavol.mount}, {"filesystem", v.datavol.filesystem}}}});
   }
-  json policy = iam_policy(options.method);
+  // Publishing: the steps, and what each will change where (read, not changed).
+  json publish = json::object();
+  if (!options.no_publish && r.publish.any()) {
+    std::map<std::string, std::unique_ptr<aws::AwsClient>> others;
+    auto client_in = [&](const std::string& region) -> Result<aws::AwsClient*> {
+      if (region == client.region()) return &client;
+      if (!others.count(region)) {
+        if (!options.region_client) return make_error("plan: no client for region " + region);
+        AMIBAKE_ASSIGN(others[region], options.region_client(region));
+      }
+      return others[region].get();
+    };
+    AMIBAKE_ASSIGN(publish, check_publish(client, options, client_in));
+    const PublishSettings& p = r.publish;
+    std::string regions;
+    for (const auto& [region, _] : publish["regions"].items()) regions += (regions.empty() ? "" : ", ") + region;
+    steps.push_back("publish-check: " + regions + " exist; every template and compute environment below found");
+    if (!p.regions.empty()) steps.push_back("copy: CopyImage to every other region (client token per region, tags copied)");
+    if (p.sharing()) {
+      steps.push_back("share: launch permission for " + std::to_string(p.share_accounts.size()) + " account(s), " +
+                      std::to_string(p.share_organizations.size()) + " organization(s), " +
+                      std::to_string(p.share_ous.size()) + " OU(s)" +
+                      (p.share_snapshots ? ", and createVolumePermission on the snapshots" : ""));
+    }
+    if (!p.ssm_parameter.empty()) steps.push_back("ssm: " + p.ssm_parameter + " = the new AMI (aws:ec2:image) in every region");
+    for (const auto& [region, t] : publish["regions"].items()) {
+      if (t.contains("launch_templates")) {
+        for (const auto& [name, lt] : t["launch_templates"].items()) {
+          steps.push_back("launch-templates: " + name + " in " + region + ": new version from $Default (" +
+                          std::to_string(lt["default_version"].get<int64_t>()) + ") with the new AMI" +
+                          (p.set_default_version ? ", made the default" : ""));
+        }
+      }
+      if (t.contains("compute_environments")) {
+        for (const auto& [name, ce] : t["compute_environments"].items()) {
+          std::string current = ce["current_image"].is_string() ? ce["current_image"].get<std::string>()
+                                                                 : "its launch template's version";
+          steps.push_back("batch: " + name + " in " + region + ": " + current + " -> the new AMI");
+        }
+      }
+    }
+    if (p.deprecate_after_days) {
+      steps.push_back("deprecate: every copy " + std::to_string(*p.deprecate_after_days) + " days from now");
+    }
+    if (!p.regions.empty()) {
+      resources.push_back({{"kind", "image+snapshot"}, {"what", "a copy in each publish region"},
+                           {"fate", "kept (removed by cleanup if the build fails; by prune later)"}});
+    }
+  }
+  json policy = iam_policy(options.method, &r);
   Plan plan;
   plan.json = {{"region", client.region()}, {"method", options.method},
                {"base", describe_json(base)}, {"steps", steps}, {"resources", resources},
-               {"block_device_mappings", mappings}, {"iam_actions", policy["Statement"][0]["Action"]}};
+               {"block_device_mappings", mappings}, {"iam_actions", policy["Statement"][0]["Action"]},
+               {"publish", publish}};
   std::ostringstream o;
   o << "region   " << client.region() << "\nmethod   " << options.method << "\nbase     "
     << base.image.image_id << "  " << base.image.name << "\n\nsteps\n";

@@ -68,15 +68,6 @@ Result<std::vector<Published>> published(StepContext& ctx) {
   return out;
 }
 
-// Every region the recipe publishes to, the build region first.
-std::vector<std::string> target_regions(const StepContext& ctx) {
-  std::vector<std::string> out = {ctx.client.region()};
-  for (const auto& r : settings(ctx).regions) {
-    if (std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
-  }
-  return out;
-}
-
 Error refused(const std::string& message, const std::string& hint) {
   return make_error(message, hint, 2);
 }
@@ -183,12 +174,22 @@ Result<Json> wait_compute_environment(StepContext& ctx, aws::AwsClient& client, 
 
 Result<json> step_publish_check(StepContext& ctx) {
   if (ctx.options.no_publish) return skipped("--no-publish");
-  const PublishSettings& p = settings(ctx);
-  if (!p.any()) return skipped("the recipe has no [publish] table");
+  if (!settings(ctx).any()) return skipped("the recipe has no [publish] table");
+  return check_publish(ctx.client, ctx.options,
+                       [&ctx](const std::string& region) { return ctx.client_in(region); });
+}
+
+Result<json> check_publish(aws::AwsClient& home, const BuildOptions& options,
+                           const std::function<Result<aws::AwsClient*>(const std::string&)>& client_in) {
+  const PublishSettings& p = options.recipe.publish;
   json out = json::object();
+  std::vector<std::string> regions_all = {home.region()};
+  for (const auto& r : p.regions) {
+    if (std::find(regions_all.begin(), regions_all.end(), r) == regions_all.end()) regions_all.push_back(r);
+  }
   // Regions: DescribeRegions lists those enabled for the account.
   if (!p.regions.empty()) {
-    AMIBAKE_ASSIGN(Json regions, aws::model::call(ctx.client, aws::model::ec2(), "DescribeRegions",
+    AMIBAKE_ASSIGN(Json regions, aws::model::call(home, aws::model::ec2(), "DescribeRegions",
                                                   Json::object()));
     std::vector<std::string> enabled;
     for (const auto& r : regions["Regions"]) enabled.push_back(r.value("RegionName", ""));
@@ -202,9 +203,9 @@ Result<json> step_publish_check(StepContext& ctx) {
   }
   // Sharing: AMIs whose snapshots use the AWS-managed key aws/ebs cannot be shared.
   if (p.sharing()) {
-    AMIBAKE_ASSIGN(auto enc, aws::ec2::get_ebs_encryption_by_default(ctx.client));
+    AMIBAKE_ASSIGN(auto enc, aws::ec2::get_ebs_encryption_by_default(home));
     if (enc.enabled) {
-      AMIBAKE_ASSIGN(Json key, aws::model::call(ctx.client, aws::model::ec2(), "GetEbsDefaultKmsKeyId",
+      AMIBAKE_ASSIGN(Json key, aws::model::call(home, aws::model::ec2(), "GetEbsDefaultKmsKeyId",
                                                 Json::object()));
       std::string id = key.value("KmsKeyId", "");
       if (id.empty() || id.ends_with("alias/aws/ebs")) {
@@ -215,9 +216,10 @@ Result<json> step_publish_check(StepContext& ctx) {
       }
     }
   }
-  for (const auto& region : target_regions(ctx)) {
-    AMIBAKE_ASSIGN(aws::AwsClient * client, ctx.client_in(region));
+  for (const auto& region : regions_all) {
+    AMIBAKE_ASSIGN(aws::AwsClient * client, client_in(region));
     json& r = out["regions"][region];
+    r["exists"] = true;
     for (const auto& t : p.launch_templates) {
       AMIBAKE_ASSIGN(Json lt, find_launch_template(*client, t));
       r["launch_templates"][t] = {{"id", lt.value("LaunchTemplateId", "")},
@@ -513,6 +515,41 @@ json publish_summary(StepContext& ctx) {
     out[pub.region] = r;
   }
   return out;
+}
+
+}  // namespace amibake::bake
+
+namespace amibake::bake {
+
+std::vector<std::string> publish_actions(const Recipe& recipe) {
+  const PublishSettings& p = recipe.publish;
+  std::vector<std::string> a;
+  if (!p.any()) return a;
+  if (!p.regions.empty()) {
+    a.insert(a.end(), {"ec2:DescribeRegions", "ec2:CopyImage", "ec2:CreateTags"});
+  }
+  if (p.sharing()) {
+    a.insert(a.end(), {"ec2:ModifyImageAttribute", "ec2:GetEbsEncryptionByDefault",
+                       "ec2:GetEbsDefaultKmsKeyId"});
+    if (p.share_snapshots) a.push_back("ec2:ModifySnapshotAttribute");
+  }
+  if (!p.ssm_parameter.empty()) a.insert(a.end(), {"ssm:PutParameter", "ssm:GetParameter"});
+  if (!p.launch_templates.empty()) {
+    a.insert(a.end(), {"ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplateVersion"});
+    if (p.set_default_version) a.push_back("ec2:ModifyLaunchTemplate");
+  }
+  if (!p.batch_compute_environments.empty()) {
+    a.insert(a.end(), {"batch:DescribeComputeEnvironments", "batch:UpdateComputeEnvironment"});
+  }
+  if (p.deprecate_after_days) a.push_back("ec2:EnableImageDeprecation");
+  // prune reads every pointer at an AMI before it deregisters one.
+  a.insert(a.end(), {"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
+                     "ec2:DescribeInstances", "ec2:DeregisterImage", "ec2:DeleteSnapshot",
+                     "batch:DescribeComputeEnvironments"});
+  if (!p.ssm_parameter.empty()) a.push_back("ssm:GetParameter");
+  std::sort(a.begin(), a.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  return a;
 }
 
 }  // namespace amibake::bake

@@ -120,11 +120,11 @@ int main(int argc, char** argv) {
                        [&] { return run_list(list_flags); });
   list->add_option("--journal-dir", list_flags.journal_dir, "where build journals are kept");
   list->add_flag("--json", list_flags.json, "print JSON");
-  std::string iam_method = "direct";
-  command("iam-policy", "print the minimal IAM policy for a method",
-          [&] { return run_iam_policy(iam_method); })
-      ->add_option("--method", iam_method, "direct or chroot")
-      ->check(CLI::IsMember({"direct", "chroot"}));
+  std::string iam_method = "direct", iam_recipe;
+  auto* iam = command("iam-policy", "print the minimal IAM policy for a method (and a recipe's publish)",
+                      [&] { return run_iam_policy(iam_method, iam_recipe); });
+  iam->add_option("--method", iam_method, "direct or chroot")->check(CLI::IsMember({"direct", "chroot"}));
+  iam->add_option("recipe", iam_recipe, "recipe file: add what its [publish] and prune need");
 
   // `amibake emulator ...` is awsemu itself (same flags), so one file is enough for a
   // user's dry run. Its arguments are awsemu's, so they bypass this parser.

@@ -136,6 +136,7 @@ int run_plan(const aws::ClientSettings& settings, const BuildFlags& flags) {
   if (!o) return report_error(o.error());
   auto client = aws::make_client(settings);
   if (!client) return report_error(client.error());
+  o->region_client = region_clients(settings);
   auto plan = bake::make_plan(**client, *o);
   if (!plan) return report_error(plan.error());
   std::cout << (flags.json ? plan->json.dump(2) + "\n" : plan->text);
@@ -327,8 +328,14 @@ int run_list(const ListFlags& flags) {
   return 0;
 }
 
-int run_iam_policy(const std::string& method) {
-  std::cout << bake::iam_policy(method).dump(2) << "\n";
+int run_iam_policy(const std::string& method, const std::string& recipe_path) {
+  if (recipe_path.empty()) {
+    std::cout << bake::iam_policy(method).dump(2) << "\n";
+    return 0;
+  }
+  auto recipe = bake::load_recipe(recipe_path);
+  if (!recipe) return report_error(recipe.error());
+  std::cout << bake::iam_policy(method, &*recipe).dump(2) << "\n";
   return 0;
 }
 

@@ -58,7 +58,8 @@ struct GcFlags {
 };
 int run_gc(const aws::ClientSettings& settings, const GcFlags& flags);
 
-int run_iam_policy(const std::string& method);
+// With a recipe: plus what its [publish] (and prune) need.
+int run_iam_policy(const std::string& method, const std::string& recipe_path = "");
 
 struct ListFlags {
   std::string journal_dir;
