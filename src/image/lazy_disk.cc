@@ -128,6 +128,7 @@ class LazyDisk::Impl {
 
   LazyDisk::Stats stats() const;
   std::vector<uint64_t> fetched_blocks() const;
+  std::vector<uint64_t> present_blocks() const;
   std::vector<DirtyBlock> dirty_blocks() const;
   bool saw_io_error() const { return io_errors_.load() > 0; }
   std::string fetch_error() const {
@@ -351,6 +352,15 @@ Status LazyDisk::Impl::start() {
                         "-block volume");
     state_[index] = BlockState::kAbsent;
   }
+  if (!options_.present.empty() && !options_.reuse_cache)
+    return make_error(options_.cache_file + ": present blocks given for a new cache file");
+  for (uint64_t index : options_.present) {
+    if (index >= block_count())
+      return make_error(options_.cache_file + ": present block " + std::to_string(index) +
+                        " is past the end of the " + std::to_string(block_count()) +
+                        "-block volume");
+    state_[index] = BlockState::kPresent;
+  }
   AMIBAKE_TRY(create_cache());
   AMIBAKE_TRY(mount_fuse());
   AMIBAKE_TRY(start_threads());
@@ -365,6 +375,19 @@ Status LazyDisk::Impl::start() {
 }
 
 Status LazyDisk::Impl::create_cache() {
+  if (options_.reuse_cache) {
+    cache_fd_ = ::open(options_.cache_file.c_str(), O_RDWR | O_CLOEXEC);
+    if (cache_fd_ < 0) return sys_error(options_.cache_file, "cannot open the cache file", errno);
+    struct stat st {};
+    if (::fstat(cache_fd_, &st) != 0)
+      return sys_error(options_.cache_file, "cannot stat the cache file", errno);
+    if (static_cast<uint64_t>(st.st_size) != options_.size_bytes)
+      return make_error(options_.cache_file + ": cache file has size " +
+                            std::to_string(st.st_size) + " instead of " +
+                            std::to_string(options_.size_bytes),
+                        "it is not this volume's cache; remove it to start again");
+    return ok();
+  }
   cache_fd_ = ::open(options_.cache_file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (cache_fd_ < 0) return sys_error(options_.cache_file, "cannot create the cache file", errno);
   if (::ftruncate(cache_fd_, static_cast<off_t>(options_.size_bytes)) != 0)
@@ -730,6 +753,14 @@ std::vector<uint64_t> LazyDisk::Impl::fetched_blocks() const {
   return out;
 }
 
+std::vector<uint64_t> LazyDisk::Impl::present_blocks() const {
+  std::lock_guard lock(mu_);
+  std::vector<uint64_t> out;
+  for (uint64_t b = 0; b < state_.size(); ++b)
+    if (state_[b] == BlockState::kPresent) out.push_back(b);
+  return out;
+}
+
 std::vector<DirtyBlock> LazyDisk::Impl::dirty_blocks() const {
   std::lock_guard lock(mu_);
   std::vector<DirtyBlock> out;
@@ -766,6 +797,7 @@ Status LazyDisk::prefetch(const std::vector<uint64_t>& blocks) { return impl_->p
 Status LazyDisk::close() { return impl_->shutdown(/*force=*/false); }
 LazyDisk::Stats LazyDisk::stats() const { return impl_->stats(); }
 std::vector<uint64_t> LazyDisk::fetched_blocks() const { return impl_->fetched_blocks(); }
+std::vector<uint64_t> LazyDisk::present_blocks() const { return impl_->present_blocks(); }
 std::vector<DirtyBlock> LazyDisk::dirty_blocks() const { return impl_->dirty_blocks(); }
 bool LazyDisk::saw_io_error() const { return impl_->saw_io_error(); }
 std::string LazyDisk::fetch_error() const { return impl_->fetch_error(); }
