@@ -15,13 +15,23 @@
 //   non-blocking fd and a stop eventfd, and hands requests to fuse_session_process_buf.
 //   Each thread sets PR_SET_IO_FLUSHER before serving (libfuse #700: a loop device over a
 //   FUSE file can deadlock under memory pressure when the server's allocations wait for
-//   writeback that needs the server). That needs CAP_SYS_RESOURCE, which containers often
-//   drop; without it the disk still works (the risk is memory pressure during a bake) and
-//   the caller is told (io_flusher_warning), unless it asked to require it.
+//   writeback that needs the server). That needs CAP_SYS_RESOURCE (prctl(2); kernel/sys.c
+//   checks capable(CAP_SYS_RESOURCE), i.e. in the initial user namespace), which containers
+//   often drop: Docker's default set lacks it (--cap-add SYS_RESOURCE gives it), a user
+//   namespace never has it, and a bounding set without it (this CI sandbox: CapBnd bit 24
+//   clear) means no process there can get it. Without it the disk still works (the risk is
+//   memory pressure during a bake) and the caller is told (io_flusher_warning), unless it
+//   asked to require it.
 // - No page cache on the FUSE file: it is opened with FOPEN_DIRECT_IO and the kernel's
 //   writeback_cache is never enabled (with it, XFS on the loop got a log I/O error and shut
-//   down). Requests reach 1 MiB (max_write, max_pages); the loop device can use direct I/O
-//   on top (LoopOptions::direct_io) so it submits large asynchronous requests.
+//   down). FUSE requests reach 1 MiB (max_write, max_pages); the loop device can use direct
+//   I/O on top (LoopOptions::direct_io) so it submits large asynchronous requests. Measured
+//   (kernel 6.18): through a direct-I/O loop, an 8 MiB O_DIRECT read or write from a buffer
+//   of 4 KiB pages arrives in ~512 KiB requests, from a THP-backed buffer in 1 MiB ones.
+//   The cap is the loop queue's max_segments (128, fixed by the loop driver, read-only in
+//   sysfs) times the 4 KiB page per segment, not FUSE (max_read/max_pages are 1 MiB already)
+//   and not max_sectors_kb (1280). Fetches are per 512 KiB block either way, so the request
+//   size changes FUSE round trips, not GetSnapshotBlock calls.
 // - Per block one state: zero (unlisted, never written; the cache's hole reads as zeros),
 //   absent (listed, not fetched), fetching, present. One fetch is in flight per block; other
 //   requests for it wait on a condition variable. A partial write to an absent block fetches
