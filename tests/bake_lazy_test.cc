@@ -6,12 +6,14 @@
 // the lazy install, and a host without /dev/fuse (auto falls back to the full fetch).
 //
 // Needs root (loop devices, mounts, FUSE); skips with the reason otherwise.
+#include "source_paths.h"
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -19,6 +21,7 @@
 #include "aws/http.h"
 #include "base/files.h"
 #include "base/subprocess.h"
+#include "image/block_image.h"
 #include "tests/support/bake_fixture.h"
 
 namespace amibake {
@@ -214,6 +217,68 @@ TEST_F(BakeLazy, AutoWithoutDevFuseFallsBackToTheFullFetchAndSaysSo) {
   EXPECT_EQ(out.rfind("ami-", 0), 0u) << out;
   CliRun full = amibake({"build", recipe("batch-worker.toml")});  // same recipe: reused
   EXPECT_EQ(full.out, out);
+}
+
+// The benchmark base (tests/fixtures/make-bench-base): the AL2023 image with 2.1 GiB of
+// pseudo-random files in its 30 GiB root, made once per machine and script version under
+// /var/tmp (about 45 s), served by awsemu instead of the catalog.
+class BakeLazyBenchBase : public BakeLazy {
+ protected:
+  static void SetUpTestSuite() {
+    BakeFixture::SetUpTestSuite();
+    if (::geteuid() != 0 || !fixtures_ok_) return;
+    std::string out, err;
+    int rc = testing::run_capture({std::string(AMIBAKE_SOURCE_DIR) + "/tests/fixtures/make-bench-base",
+                                   "--cache", "/var/tmp/amibake-fixture-cache", testing::fixtures_dir()},
+                                  {}, &out, &err);
+    if (rc != 0) {
+      bench_error_ = "make-bench-base failed (exit " + std::to_string(rc) + "): " + err;
+      return;
+    }
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    bench_dir_ = out.substr(out.find_last_of('\n') + 1);
+  }
+  void SetUp() override {
+    if (::geteuid() == 0 && fixtures_ok_) {
+      ASSERT_EQ(bench_error_, "");
+    }
+    BakeLazy::SetUp();
+  }
+  std::string catalog_dir() const override { return bench_dir_; }
+  static inline std::string bench_dir_, bench_error_;
+};
+
+// The goal on a base the size of a real ECS root: a lazy bake fetches at most 2%
+// of the blocks the base has written (measured: well under 1%).
+TEST_F(BakeLazyBenchBase, LazyBakeFetchesAtMostTwoPercentOfTheWrittenBlocks) {
+  auto cat = nlohmann::json::parse(read_file(bench_dir_ + "/catalog.json").value_or(""), nullptr, false);
+  ASSERT_TRUE(cat.is_object()) << bench_dir_;
+  const auto& base = cat["images"][0];
+  // The base's written blocks, counted in its image file by this test (holes skipped).
+  auto img = image::BlockImage::open(bench_dir_ + "/" + base["file"].get<std::string>());
+  ASSERT_TRUE(img) << img.error().describe();
+  auto data = img->data_blocks();
+  ASSERT_TRUE(data) << data.error().describe();
+  const int64_t written = static_cast<int64_t>(data->size());
+  EXPECT_GE(written * static_cast<int64_t>(image::kBlockSize), int64_t{2} << 30) << "at least 2 GiB written";
+
+  const int64_t gets_before = calls("ebs:GetSnapshotBlock");
+  CliRun r = amibake({"build", recipe("batch-worker.toml"), "--fetch", "lazy"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const int64_t gets = calls("ebs:GetSnapshotBlock") - gets_before;
+  auto m = manifest_of(r);
+  const auto& install = m["steps"]["install"];
+  ASSERT_EQ(install.value("mode", ""), "lazy") << m.dump(2);
+  const int64_t fetched = install.value("blocks_fetched", int64_t{-1});
+  const int64_t listed = install.value("blocks_listed", int64_t{-1});
+  EXPECT_EQ(listed, written) << "ListSnapshotBlocks lists the blocks the base image has written";
+  EXPECT_EQ(fetched, gets) << "every fetch the manifest counts is one GetSnapshotBlock awsemu saw";
+  EXPECT_GT(fetched, 0);
+  EXPECT_LE(fetched * 50, written) << fetched << " of " << written << " written blocks fetched";
+  std::cout << "bench base: " << fetched << " of " << written << " written blocks fetched ("
+            << 100.0 * static_cast<double>(fetched) / static_cast<double>(written) << "%)\n";
+  EXPECT_EQ(host_leftovers(), "");
+  EXPECT_EQ(fuse_leftovers(), "");
 }
 
 }  // namespace

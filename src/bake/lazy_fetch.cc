@@ -34,6 +34,7 @@
 #include "bake/host_checks.h"
 #include "base/files.h"
 #include "image/block_image.h"
+#include "image/ebs_source.h"
 #include "image/lazy_disk.h"
 
 namespace amibake::bake {
@@ -41,27 +42,6 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-// GetSnapshotBlock as the lazy disk's block source. The client does the retries (with
-// per-attempt timeouts); a final failure becomes EIO for the kernel.
-class EbsBlockSource : public image::BlockSource {
- public:
-  EbsBlockSource(aws::AwsClient& client, std::string snapshot,
-                 std::map<uint64_t, std::string> tokens)
-      : client_(client), snapshot_(std::move(snapshot)), tokens_(std::move(tokens)) {}
-  Result<std::string> fetch(uint64_t index) override {
-    auto t = tokens_.find(index);
-    if (t == tokens_.end()) return make_error("block " + std::to_string(index) + " is not listed");
-    AMIBAKE_ASSIGN(auto block, aws::ebs::get_snapshot_block(
-                                   client_, snapshot_, static_cast<int64_t>(index), t->second));
-    return std::move(block.data);
-  }
-
- private:
-  aws::AwsClient& client_;
-  std::string snapshot_;
-  std::map<uint64_t, std::string> tokens_;
-};
 
 std::string listing_path(const StepContext& ctx) { return ctx.work + "/root.blocks"; }
 std::string cache_path(const StepContext& ctx) { return ctx.work + "/root.img"; }
@@ -132,7 +112,7 @@ Result<json> install_lazily(StepContext& ctx, const std::function<Result<json>()
   for (const auto& [i, token] : tokens) o.listed.push_back(i);
   o.mount_dir = ctx.work + "/lazy";
   o.prefetch_threads = ctx.options.concurrency;
-  EbsBlockSource source(ctx.client, snap, tokens);
+  image::EbsBlockSource source(ctx.client, snap, tokens);
   auto t0 = Clock::now();
   auto disk = image::LazyDisk::open(o, source);
   if (!disk) {

@@ -15,13 +15,23 @@
 //   non-blocking fd and a stop eventfd, and hands requests to fuse_session_process_buf.
 //   Each thread sets PR_SET_IO_FLUSHER before serving (libfuse #700: a loop device over a
 //   FUSE file can deadlock under memory pressure when the server's allocations wait for
-//   writeback that needs the server). That needs CAP_SYS_RESOURCE, which containers often
-//   drop; without it the disk still works (the risk is memory pressure during a bake) and
-//   the caller is told (io_flusher_warning), unless it asked to require it.
+//   writeback that needs the server). That needs CAP_SYS_RESOURCE (prctl(2); kernel/sys.c
+//   checks capable(CAP_SYS_RESOURCE), i.e. in the initial user namespace), which containers
+//   often drop: Docker's default set lacks it (--cap-add SYS_RESOURCE gives it), a user
+//   namespace never has it, and a bounding set without it (this CI sandbox: CapBnd bit 24
+//   clear) means no process there can get it. Without it the disk still works (the risk is
+//   memory pressure during a bake) and the caller is told (io_flusher_warning), unless it
+//   asked to require it.
 // - No page cache on the FUSE file: it is opened with FOPEN_DIRECT_IO and the kernel's
 //   writeback_cache is never enabled (with it, XFS on the loop got a log I/O error and shut
-//   down). Requests reach 1 MiB (max_write, max_pages); the loop device can use direct I/O
-//   on top (LoopOptions::direct_io) so it submits large asynchronous requests.
+//   down). FUSE requests reach 1 MiB (max_write, max_pages); the loop device can use direct
+//   I/O on top (LoopOptions::direct_io) so it submits large asynchronous requests. Measured
+//   (kernel 6.18): through a direct-I/O loop, an 8 MiB O_DIRECT read or write from a buffer
+//   of 4 KiB pages arrives in ~512 KiB requests, from a THP-backed buffer in 1 MiB ones.
+//   The cap is the loop queue's max_segments (128, fixed by the loop driver, read-only in
+//   sysfs) times the 4 KiB page per segment, not FUSE (max_read/max_pages are 1 MiB already)
+//   and not max_sectors_kb (1280). Fetches are per 512 KiB block either way, so the request
+//   size changes FUSE round trips, not GetSnapshotBlock calls.
 // - Per block one state: zero (unlisted, never written; the cache's hole reads as zeros),
 //   absent (listed, not fetched), fetching, present. One fetch is in flight per block; other
 //   requests for it wait on a condition variable. A partial write to an absent block fetches
@@ -128,6 +138,7 @@ class LazyDisk::Impl {
 
   LazyDisk::Stats stats() const;
   std::vector<uint64_t> fetched_blocks() const;
+  std::vector<uint64_t> present_blocks() const;
   std::vector<DirtyBlock> dirty_blocks() const;
   bool saw_io_error() const { return io_errors_.load() > 0; }
   std::string fetch_error() const {
@@ -351,6 +362,15 @@ Status LazyDisk::Impl::start() {
                         "-block volume");
     state_[index] = BlockState::kAbsent;
   }
+  if (!options_.present.empty() && !options_.reuse_cache)
+    return make_error(options_.cache_file + ": present blocks given for a new cache file");
+  for (uint64_t index : options_.present) {
+    if (index >= block_count())
+      return make_error(options_.cache_file + ": present block " + std::to_string(index) +
+                        " is past the end of the " + std::to_string(block_count()) +
+                        "-block volume");
+    state_[index] = BlockState::kPresent;
+  }
   AMIBAKE_TRY(create_cache());
   AMIBAKE_TRY(mount_fuse());
   AMIBAKE_TRY(start_threads());
@@ -365,6 +385,19 @@ Status LazyDisk::Impl::start() {
 }
 
 Status LazyDisk::Impl::create_cache() {
+  if (options_.reuse_cache) {
+    cache_fd_ = ::open(options_.cache_file.c_str(), O_RDWR | O_CLOEXEC);
+    if (cache_fd_ < 0) return sys_error(options_.cache_file, "cannot open the cache file", errno);
+    struct stat st {};
+    if (::fstat(cache_fd_, &st) != 0)
+      return sys_error(options_.cache_file, "cannot stat the cache file", errno);
+    if (static_cast<uint64_t>(st.st_size) != options_.size_bytes)
+      return make_error(options_.cache_file + ": cache file has size " +
+                            std::to_string(st.st_size) + " instead of " +
+                            std::to_string(options_.size_bytes),
+                        "it is not this volume's cache; remove it to start again");
+    return ok();
+  }
   cache_fd_ = ::open(options_.cache_file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (cache_fd_ < 0) return sys_error(options_.cache_file, "cannot create the cache file", errno);
   if (::ftruncate(cache_fd_, static_cast<off_t>(options_.size_bytes)) != 0)
@@ -730,6 +763,14 @@ std::vector<uint64_t> LazyDisk::Impl::fetched_blocks() const {
   return out;
 }
 
+std::vector<uint64_t> LazyDisk::Impl::present_blocks() const {
+  std::lock_guard lock(mu_);
+  std::vector<uint64_t> out;
+  for (uint64_t b = 0; b < state_.size(); ++b)
+    if (state_[b] == BlockState::kPresent) out.push_back(b);
+  return out;
+}
+
 std::vector<DirtyBlock> LazyDisk::Impl::dirty_blocks() const {
   std::lock_guard lock(mu_);
   std::vector<DirtyBlock> out;
@@ -766,6 +807,7 @@ Status LazyDisk::prefetch(const std::vector<uint64_t>& blocks) { return impl_->p
 Status LazyDisk::close() { return impl_->shutdown(/*force=*/false); }
 LazyDisk::Stats LazyDisk::stats() const { return impl_->stats(); }
 std::vector<uint64_t> LazyDisk::fetched_blocks() const { return impl_->fetched_blocks(); }
+std::vector<uint64_t> LazyDisk::present_blocks() const { return impl_->present_blocks(); }
 std::vector<DirtyBlock> LazyDisk::dirty_blocks() const { return impl_->dirty_blocks(); }
 bool LazyDisk::saw_io_error() const { return impl_->saw_io_error(); }
 std::string LazyDisk::fetch_error() const { return impl_->fetch_error(); }

@@ -31,9 +31,14 @@ class BlockSource {
 
 struct LazyDiskOptions {
   std::string cache_file;        // sparse local file holding fetched/written blocks; created
-                                 // or truncated to size_bytes, mode 0600
+                                 // or truncated to size_bytes, mode 0600 (unless reused)
   uint64_t size_bytes = 0;       // the volume's size (a multiple of 512 bytes)
   std::vector<uint64_t> listed;  // blocks the snapshot has; all others read as zeros, unfetched
+  // Reopening a cache an earlier disk filled (verify --keep-disks reboots it): the file is
+  // kept as it is (it must exist with size_bytes) and these blocks, listed or not, are
+  // served from it without a fetch: what the earlier disk's present_blocks() returned.
+  bool reuse_cache = false;
+  std::vector<uint64_t> present;
   int prefetch_threads = 16;     // parallel fetches in prefetch()
   int serve_threads = 8;         // FUSE request threads (each may wait on one fetch)
   std::string fuse_device = "/dev/fuse";  // checked before mounting (a test seam)
@@ -112,6 +117,10 @@ class LazyDisk {
   // Returns the blocks fetched from the source so far, in index order (the next bake of
   // this base prefetches them).
   std::vector<uint64_t> fetched_blocks() const;
+  // Returns the blocks the cache file holds, in index order: fetched, written, or given as
+  // present at open. With the same listing, a later disk reopening the cache with
+  // reuse_cache and these as `present` serves the same content.
+  std::vector<uint64_t> present_blocks() const;
   // Returns the blocks written since open(), in index order, with their fetched digests.
   std::vector<DirtyBlock> dirty_blocks() const;
   // Returns true when a fetch failed and the kernel got EIO: whatever was installed on

@@ -277,6 +277,55 @@ TEST(LazyDisk, PartialWriteFetchesTheBlockFirst) {
   EXPECT_TRUE((*disk)->close());
 }
 
+// verify --keep-disks reboots a lazily filled root: the second disk reopens the first's
+// cache with its present blocks and serves what the first fetched and wrote, fetching only
+// what neither held.
+TEST(LazyDisk, ReopenedCacheServesItsPresentBlocksWithoutAFetch) {
+  SKIP_WITHOUT_FUSE();
+  SyntheticDisk base;
+  const uint64_t size = kSyntheticBlocks * kBlockSize;
+  std::vector<uint64_t> present;
+  const std::string written(4096, 'R');
+  {
+    RecordingSource source(base.image);
+    auto disk = open_over(base, source);
+    ASSERT_TRUE(disk) << disk.error().describe();
+    EXPECT_EQ(read_block_of((*disk)->file(), 20), synthetic_block(20));
+    int fd = open_rw((*disk)->file());
+    ASSERT_EQ(::pwrite(fd, written.data(), written.size(), 22 * kBlockSize), 4096);  // listed
+    ASSERT_EQ(::pwrite(fd, written.data(), written.size(), 23 * kBlockSize), 4096);  // unlisted
+    ::close(fd);
+    present = (*disk)->present_blocks();
+    EXPECT_TRUE((*disk)->close());
+  }
+  EXPECT_EQ(present, (std::vector<uint64_t>{20, 22, 23}));
+
+  RecordingSource source(base.image);
+  LazyDiskOptions o = options_for(base.dir.file("cache"), size, base.listed);
+  o.reuse_cache = true;
+  o.present = present;
+  auto disk = LazyDisk::open(o, source);
+  ASSERT_TRUE(disk) << disk.error().describe();
+  EXPECT_EQ(read_block_of((*disk)->file(), 20), synthetic_block(20));
+  std::string expected = synthetic_block(22);
+  expected.replace(0, 4096, written);
+  EXPECT_EQ(read_block_of((*disk)->file(), 22), expected) << "the first disk's write is kept";
+  std::string unlisted(kBlockSize, '\0');
+  unlisted.replace(0, 4096, written);
+  EXPECT_EQ(read_block_of((*disk)->file(), 23), unlisted);
+  EXPECT_TRUE(source.calls().empty()) << "present blocks are not fetched again";
+  EXPECT_EQ(read_block_of((*disk)->file(), 24), synthetic_block(24));
+  EXPECT_EQ(source.calls(), (std::map<uint64_t, int>{{24, 1}}));
+  EXPECT_EQ((*disk)->present_blocks(), (std::vector<uint64_t>{20, 22, 23, 24}));
+  EXPECT_TRUE((*disk)->close());
+
+  // A cache of another size is not this volume's: refused, nothing mounted.
+  ASSERT_EQ(::truncate(o.cache_file.c_str(), static_cast<off_t>(size / 2)), 0);
+  auto wrong = LazyDisk::open(o, source);
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message.find("instead of"), std::string::npos) << wrong.error().message;
+}
+
 TEST(LazyDisk, FailedFetchIsEioAndRemembered) {
   SKIP_WITHOUT_FUSE();
   SyntheticDisk base;

@@ -38,7 +38,8 @@ std::string basename_of(const std::string& device) {
 std::string tail_lines(const std::string& text, int n) {
   size_t pos = text.size();
   for (int i = 0; i <= n && pos != std::string::npos && pos > 0; ++i) pos = text.rfind('\n', pos - 1);
-  return pos == std::string::npos ? text : text.substr(pos + 1);
+  // An empty console (QEMU killed before the kernel printed) leaves pos at 0 == size.
+  return pos == std::string::npos || pos >= text.size() ? text : text.substr(pos + 1);
 }
 
 Result<pid_t> spawn(const std::vector<std::string>& argv, const std::string& log_path) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct BootOptions {
   int timeout_seconds = 900;                 // QEMU run, kernel start to power-off
   std::vector<std::string> without_devices;  // mappings left unattached ("/dev/xvdb")
   std::string accel;                         // "kvm" | "tcg" | "" = AMIBAKE_QEMU_ACCEL, else auto
+  // How the root snapshot becomes a disk: "lazy" serves it through a FUSE file that fetches
+  // a block the first time the guest (or the kernel extraction) reads it; "full" downloads
+  // every written block first; "auto" is lazy, or full when FUSE is unusable (saying so).
+  std::string fetch = "auto";
 };
 
 // One attached volume: a file booted as an NVMe disk whose serial is `serial`.
@@ -41,6 +46,19 @@ struct BootFiles {
   std::string kernel, initrd, cmdline;
 };
 
+// How the root disk was made, and what it cost.
+struct RootFetch {
+  std::string mode;   // "lazy" | "full" | "reused" (a complete disk file kept from before)
+  std::string note;   // why "full" when lazy was possible to ask for (auto's fallback), or ""
+  bool reused = false;              // lazy: a kept cache of an earlier boot, rebooted
+  uint64_t blocks_listed = 0;       // written blocks of the root snapshot
+  uint64_t blocks_fetched = 0;      // GetSnapshotBlock calls made for this boot
+  uint64_t fetched_for_kernel = 0;  // lazy: of those, while taking the kernel out of /boot
+  uint64_t blocks_written = 0;      // lazy: root blocks written (kept locally, never uploaded)
+  uint64_t bytes_fetched = 0;
+  double seconds = 0;  // making the disks and taking the kernel out, before QEMU starts
+};
+
 struct BootResult {
   std::string ami_id;
   std::string accel;            // what QEMU ran with
@@ -48,6 +66,7 @@ struct BootResult {
   std::vector<Disk> disks;
   nlohmann::json verdict;       // the guest's AMIBAKE-VERDICT object
   std::string console_path;     // the serial console log (kept only with keep_disks_dir)
+  RootFetch root;
 };
 
 // True when `url`'s host is a loopback address (127.0.0.0/8, ::1, localhost).
@@ -57,16 +76,31 @@ bool is_loopback_url(const std::string& url);
 // so a reboot of kept disks shows the same serials.
 std::string volume_serial(const std::string& ami_id, const std::string& device_name);
 
+// The root disk served lazily (verify.cc): a LazyDisk over the root snapshot, its cache file
+// the disk file kept in the folder. Lives until the guest has powered off.
+class LazyRoot;
+
+struct Disks {
+  std::vector<Disk> disks;  // the root first; a lazy root's `file` is its FUSE file
+  std::shared_ptr<LazyRoot> lazy_root;  // null unless the root is served lazily
+  RootFetch root;
+};
+
 // Creates (or reuses, when present) one file per EBS mapping of `image` in `dir`: the root
-// downloaded from its snapshot through EBS direct into a sparse file, each blank volume a
-// sparse file of its size. Mappings named in `without` are skipped.
-Result<std::vector<Disk>> materialise_disks(aws::AwsClient& client, const aws::ec2::Image& image,
-                                            const std::string& dir,
-                                            const std::vector<std::string>& without);
+// from its snapshot through EBS direct, as `fetch` says (BootOptions::fetch): served lazily
+// over a sparse cache file, or downloaded in full into a sparse file; each blank volume a
+// sparse file of its size. Mappings named in `without` are skipped. A lazily fetched root
+// kept in `dir` (its cache file plus "<file>.lazy.json", the blocks it holds) is rebooted
+// lazily again, or completed by download with fetch "full" or without FUSE.
+Result<Disks> materialise_disks(aws::AwsClient& client, const aws::ec2::Image& image,
+                                const std::string& dir, const std::vector<std::string>& without,
+                                const std::string& fetch = "auto");
 
 // Mounts the root partition of `root_disk` read-only and copies its newest /boot/vmlinuz-*
 // and matching initrd into `dir`; the command line roots at the partition's PARTUUID.
-Result<BootFiles> extract_boot_files(const std::string& root_disk, const std::string& dir);
+// `lazy_disk`: root_disk is a LazyDisk's FUSE file (the loop device then uses direct I/O).
+Result<BootFiles> extract_boot_files(const std::string& root_disk, const std::string& dir,
+                                     bool lazy_disk = false);
 
 // Returns the JSON of the first "AMIBAKE-VERDICT {json}" line in `console`.
 Result<nlohmann::json> find_verdict(const std::string& console);

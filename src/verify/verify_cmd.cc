@@ -21,9 +21,15 @@ nlohmann::json to_json(const BootResult& r) {
     disks.push_back({{"device_name", d.device_name}, {"serial", d.serial}, {"file", d.file},
                      {"size_bytes", d.size_bytes}, {"root", d.root}, {"reused", d.reused}});
   }
+  const RootFetch& f = r.root;
+  nlohmann::json root = {{"mode", f.mode}, {"reused", f.reused}, {"blocks_listed", f.blocks_listed},
+                         {"blocks_fetched", f.blocks_fetched}, {"fetched_for_kernel", f.fetched_for_kernel},
+                         {"blocks_written", f.blocks_written}, {"bytes_fetched", f.bytes_fetched},
+                         {"seconds", f.seconds}};
+  if (!f.note.empty()) root["note"] = f.note;
   return {{"ami_id", r.ami_id}, {"accel", r.accel}, {"wall_seconds", r.wall_seconds},
           {"passed", verdict_passes(r.verdict)}, {"disks", disks}, {"console", r.console_path},
-          {"verdict", r.verdict}};
+          {"root_fetch", root}, {"verdict", r.verdict}};
 }
 
 }  // namespace
@@ -41,6 +47,10 @@ void add_verify_flags(CLI::App& cmd, VerifyFlags& flags) {
   cmd.add_option("--accel", flags.accel, "QEMU accelerator (default: AMIBAKE_QEMU_ACCEL, else kvm "
                                          "when /dev/kvm works, falling back to tcg)")
       ->check(CLI::IsMember({"kvm", "tcg"}));
+  cmd.add_option("--fetch", flags.fetch,
+                 "root disk: lazy (fetch a block when first read, through FUSE), full (download "
+                 "every written block first), auto (lazy, else full, saying so)")
+      ->check(CLI::IsMember({"auto", "lazy", "full"}));
   cmd.add_flag("--json", flags.json, "print the result and the guest's verdict as JSON");
 }
 
@@ -66,6 +76,7 @@ int run_verify_command(const aws::ClientSettings& settings, const VerifyFlags& f
   options.timeout_seconds = flags.timeout_seconds;
   options.without_devices = flags.without;
   options.accel = flags.accel;
+  options.fetch = flags.fetch;
   auto result = boot_ami(**client, options);
   if (!result) return fail(result.error());
   if (flags.json) {

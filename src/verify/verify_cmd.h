@@ -21,10 +21,11 @@ struct VerifyFlags {
   int timeout_seconds = 900;
   std::vector<std::string> without;
   std::string accel;
+  std::string fetch = "auto";
   bool json = false;
 };
 
-// Adds the AMI_ID argument and --boot/--keep-disks/--timeout/--without/--accel/--json.
+// Adds the AMI_ID argument and --boot/--keep-disks/--timeout/--without/--accel/--fetch/--json.
 void add_verify_flags(CLI::App& cmd, VerifyFlags& flags);
 
 // Runs the command: the report on stdout (JSON with --json), progress and errors on stderr.

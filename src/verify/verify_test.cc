@@ -90,6 +90,34 @@ TEST(VerifyReport, NamesTheDataVolumeItsFilesystemSizeMountAndTheServices) {
   EXPECT_NE(text.find("PASS"), std::string::npos) << text;
 }
 
+TEST(VerifyReport, SaysHowTheRootDiskWasMadeAndWhatItCost) {
+  BootResult r;
+  r.ami_id = "ami-1";
+  r.verdict = nlohmann::json::object();
+  r.root.mode = "lazy";
+  r.root.blocks_listed = 1206;
+  r.root.blocks_fetched = 281;
+  r.root.fetched_for_kernel = 108;
+  r.root.blocks_written = 36;
+  r.root.seconds = 0.4;
+  EXPECT_NE(format_report(r).find("root disk: lazy, 281 of 1206 written blocks fetched (108 to take the "
+                                  "kernel out), 36 written locally, never uploaded; ready to boot after 0.4 s"),
+            std::string::npos)
+      << format_report(r);
+  r.root = {};
+  r.root.mode = "full";
+  r.root.blocks_listed = r.root.blocks_fetched = 1206;
+  r.root.note = "lazy fetch unavailable (/dev/fuse: FUSE is not available)";
+  r.root.seconds = 3.5;
+  EXPECT_NE(format_report(r).find("root disk: downloaded, 1206 of 1206 written blocks (lazy fetch unavailable "
+                                  "(/dev/fuse: FUSE is not available)); ready to boot after 3.5 s"),
+            std::string::npos)
+      << format_report(r);
+  r.root = {};
+  r.root.mode = "reused";
+  EXPECT_NE(format_report(r).find("root disk: reused as it is\n"), std::string::npos) << format_report(r);
+}
+
 TEST(VerifyCommand, WithoutBootIsAUsageError) {
   VerifyFlags f;
   f.ami_id = "ami-1";

@@ -137,7 +137,7 @@ void BakeFixture::TearDown() {
 void BakeFixture::start_emu(const std::vector<std::string>& extra) {
   emu_.stop();
   std::vector<std::string> argv = {AWSEMU_BINARY, "--port", "0", "--data", dir_ + "/emu",
-                                   "--catalog", fixtures_dir(), "--speed", "0"};
+                                   "--catalog", catalog_dir(), "--speed", "0"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::string err;
   // A fresh log per start: the previous run's "listening" line must not be read.

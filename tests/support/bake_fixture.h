@@ -61,6 +61,8 @@ class BakeFixture : public ::testing::Test {
 
   // (Re)starts awsemu on dir_/emu at speed 0 with the catalog and `extra` flags.
   void start_emu(const std::vector<std::string>& extra);
+  // The catalog folder awsemu serves: make-base-images' by default.
+  virtual std::string catalog_dir() const { return fixtures_dir(); }
   // amibake's environment: awsemu's endpoint and keys, state, work and TMPDIR in dir_.
   std::vector<std::string> env() const;
   CliRun amibake(std::vector<std::string> args) const;
