@@ -506,3 +506,124 @@ TEST(IamPolicy, ChrootMethodAsksForVolumeActionsAndNoEbsDirectAction) {
 
 }  // namespace
 }  // namespace amibake::bake
+
+// ---- [publish] and [retention] (docs/publish.md) ----
+
+namespace amibake::bake {
+namespace {
+
+const char* kPublishRecipe = R"([image]
+family = "batch-worker"
+[publish]
+regions = ["us-west-2", "eu-west-1"]
+kms_key_ids = { "eu-west-1" = "alias/ami" }
+share_accounts = ["111122223333"]
+share_organizations = ["arn:aws:organizations::111122223333:organization/o-abc123defg"]
+share_ous = ["arn:aws:organizations::111122223333:ou/o-abc123defg/ou-ab12-cdef3456"]
+share_snapshots = true
+ssm_parameter = "/amibake/batch-worker/image_id"
+launch_templates = ["batch-worker"]
+set_default_version = false
+batch_compute_environments = ["batch-ce", "arn:aws:batch:us-west-2:111122223333:compute-environment/ce2"]
+deprecate_after_days = 90
+[retention]
+keep = 2
+min_age_days = 0
+[[volume]]
+)";
+
+TEST(RecipePublish, EveryKeyOfTheIssueParses) {
+  auto r = parse_recipe(kPublishRecipe, "r.toml");
+  ASSERT_TRUE(r) << r.error().message;
+  const PublishSettings& p = r->publish;
+  EXPECT_EQ(r->family, "batch-worker");
+  EXPECT_EQ(p.regions, (std::vector<std::string>{"us-west-2", "eu-west-1"}));
+  EXPECT_EQ(p.kms_key_ids.at("eu-west-1"), "alias/ami");
+  EXPECT_TRUE(p.sharing());
+  EXPECT_TRUE(p.share_snapshots);
+  EXPECT_EQ(p.ssm_parameter, "/amibake/batch-worker/image_id");
+  EXPECT_FALSE(p.set_default_version);
+  EXPECT_EQ(p.batch_compute_environments.size(), 2u);
+  EXPECT_EQ(p.deprecate_after_days, 90);
+  EXPECT_EQ(r->retention.keep, 2);
+  EXPECT_EQ(r->retention.min_age_days, 0);
+  EXPECT_TRUE(p.any());
+}
+
+TEST(RecipePublish, FamilyDefaultsToTheFileStem) {
+  auto r = parse_recipe("[[volume]]\n", "recipes/my worker.toml");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->family, "my-worker");
+  EXPECT_FALSE(r->publish.any());
+  EXPECT_EQ(r->retention.keep, 3);
+}
+
+TEST(RecipePublish, EveryBadValueIsNamedWithItsLine) {
+  Error e = recipe_error(R"([image]
+family = "-bad"
+[publish]
+regions = ["us-west-2", "mars-1", "us-west-2"]
+kms_key_ids = { "ap-south-1" = "alias/x", "us-west-2" = "not a key" }
+share_accounts = ["12345"]
+share_organizations = ["o-abc"]
+share_ous = ["ou-1"]
+ssm_parameter = "/aws/reserved"
+launch_templates = ["x"]
+batch_compute_environments = ["bad name!"]
+deprecate_after_days = 0
+shares_accounts = []
+[retention]
+keep = 0
+min_age_days = -1
+[[volume]]
+)");
+  EXPECT_EQ(e.code, 2);
+  for (const char* want :
+       {"r.toml:2: image.family:", "r.toml:4: publish.regions: 'mars-1' is not a region name",
+        "publish.regions: 'us-west-2' is listed twice",
+        "publish.kms_key_ids: 'ap-south-1' is not one of publish.regions",
+        "publish.kms_key_ids: us-west-2: 'not a key'",
+        "r.toml:6: publish.share_accounts: '12345' is not a 12-digit account id",
+        "r.toml:7: publish.share_organizations:", "r.toml:8: publish.share_ous:",
+        "r.toml:9: publish.ssm_parameter: names starting with 'aws' or 'ssm' are reserved",
+        "r.toml:10: publish.launch_templates: 'x' is not a launch template name",
+        "r.toml:11: publish.batch_compute_environments: 'bad name!'",
+        "r.toml:12: publish.deprecate_after_days: 0 is out of range",
+        "r.toml:13: publish.shares_accounts: unknown key",
+        "r.toml:15: retention.keep: 0 would let prune remove every AMI",
+        "r.toml:16: retention.min_age_days: -1 is out of range"}) {
+    EXPECT_NE(e.message.find(want), std::string::npos) << want << "\n in " << e.message;
+  }
+}
+
+TEST(RecipePublish, SnapshotSharingNeedsSomeoneToShareWithAndIdsNeedOneRegion) {
+  Error e = recipe_error("[publish]\nshare_snapshots = true\n[[volume]]\n");
+  EXPECT_NE(e.message.find("publish.share_snapshots: true, but there is nothing to share with"),
+            std::string::npos)
+      << e.message;
+  Error ids = recipe_error(
+      "[publish]\nregions = [\"eu-west-1\"]\nlaunch_templates = [\"lt-0123456789abcdef0\"]\n[[volume]]\n");
+  EXPECT_NE(ids.message.find("a launch template id (lt-...) exists in one region only"),
+            std::string::npos)
+      << ids.message;
+}
+
+TEST(RecipePublish, IamPolicyAddsExactlyWhatPublishNeeds) {
+  auto r = parse_recipe(kPublishRecipe, "r.toml");
+  ASSERT_TRUE(r) << r.error().message;
+  auto actions = publish_actions(*r);
+  for (const char* a : {"ec2:CopyImage", "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute",
+                        "ssm:PutParameter", "ec2:CreateLaunchTemplateVersion",
+                        "batch:UpdateComputeEnvironment", "ec2:EnableImageDeprecation",
+                        "ec2:DeregisterImage"}) {
+    EXPECT_NE(std::find(actions.begin(), actions.end(), a), actions.end()) << a;
+  }
+  // set_default_version = false: the template's default is never changed.
+  EXPECT_EQ(std::find(actions.begin(), actions.end(), "ec2:ModifyLaunchTemplate"), actions.end());
+  auto none = parse_recipe("[[volume]]\n", "r.toml");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(publish_actions(*none).empty());
+}
+
+}  // namespace
+}  // namespace amibake::bake

@@ -7,6 +7,8 @@
 // file all come out right.
 #include "datavol/filesystem.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -195,11 +197,16 @@ Status mount_filesystem(const std::string& device, const std::string& mount_poin
 }
 
 std::string fstab_line(const std::string& uuid, const std::string& mount_point,
-                       const std::string& fstype, const std::string& options) {
+                       const std::string& fstype, const std::string& options,
+                       int device_timeout_seconds) {
   std::string opts = options;
   if (("," + opts + ",").find(",nofail,") == std::string::npos) opts += ",nofail";
   if (opts.find("x-systemd.device-timeout=") == std::string::npos) {
-    opts += ",x-systemd.device-timeout=10s";
+    // On later boots systemd waits this long for the disk before failing the mount (and
+    // the units that require it): as long as datavol itself waits on the first boot, since
+    // a slow attach is no more likely to end sooner then (10 s failed under load).
+    // At least 10 s: 0 would mean "wait forever" to systemd.
+    opts += ",x-systemd.device-timeout=" + std::to_string(std::max(device_timeout_seconds, 10)) + "s";
   }
   return "UUID=" + uuid + " " + escape_fstab(mount_point) + " " + fstype + " " + opts + " 0 2";
 }

@@ -56,9 +56,11 @@ Status mount_filesystem(const std::string& device, const std::string& mount_poin
                         const std::string& fstype, const std::string& options);
 
 // The fstab line datavol owns for a volume:
-//   UUID=<uuid> <mount> <fstype> <options>,nofail,x-systemd.device-timeout=10s 0 2
+//   UUID=<uuid> <mount> <fstype> <options>,nofail,x-systemd.device-timeout=<T>s 0 2
+// where T is the volume's wait_seconds (at least 10).
 std::string fstab_line(const std::string& uuid, const std::string& mount_point,
-                       const std::string& fstype, const std::string& options);
+                       const std::string& fstype, const std::string& options,
+                       int device_timeout_seconds = 60);
 
 enum class FstabChange { kUnchanged, kAdded, kReplaced, kForeignEntry };
 

@@ -83,9 +83,9 @@ TEST(DatavolGrow, SmallTailsDoNotCountAsGrowth) {
 
 TEST(DatavolFstab, LineIsByUuidWithNofailAndDeviceTimeout) {
   EXPECT_EQ(fstab_line("1234-abcd", "/data", "xfs", "defaults,noatime"),
-            "UUID=1234-abcd /data xfs defaults,noatime,nofail,x-systemd.device-timeout=10s 0 2");
+            "UUID=1234-abcd /data xfs defaults,noatime,nofail,x-systemd.device-timeout=60s 0 2");
   EXPECT_EQ(fstab_line("u", "/my data", "ext4", "nofail"),
-            "UUID=u /my\\040data ext4 nofail,x-systemd.device-timeout=10s 0 2");
+            "UUID=u /my\\040data ext4 nofail,x-systemd.device-timeout=60s 0 2");
 }
 
 const char* kHostFstab =

@@ -83,7 +83,7 @@ Status finish_mounted(const VolumeConfig& v, const std::string& path, const Host
   if (r.uuid.empty()) return make_error(path + ": filesystem has no UUID; cannot write fstab");
   AMIBAKE_ASSIGN(FstabChange change,
                  update_fstab(paths.fstab, v.mount,
-                              fstab_line(r.uuid, v.mount, r.filesystem, v.mount_options)));
+                              fstab_line(r.uuid, v.mount, r.filesystem, v.mount_options, v.wait_seconds)));
   if (change == FstabChange::kForeignEntry) {
     log::warn(r.volume + ": " + paths.fstab + " already has an entry for " + v.mount +
               " not written by datavol; leaving it, ignoring");
