@@ -1,6 +1,7 @@
 // EC2 entry point and the small operations: tags, the host instance, zones,
 // encryption-by-default. Images and storage live in ec2_images.cc / ec2_storage.cc.
 #include <algorithm>
+#include <map>
 
 #include "emulator/ec2_internal.h"
 #include "emulator/validate.h"
@@ -199,18 +200,32 @@ Reply describe_instances(Context& ctx, const Call& call) {
   return ec2_reply(call, x.str());
 }
 
+// The zone id prefix AWS uses for a region: "us-east-1" -> "use1", "ap-southeast-2" -> "apse2".
+std::string zone_id_prefix(const std::string& region) {
+  static const std::map<std::string, std::string> kWords = {
+      {"east", "e"},      {"west", "w"},      {"north", "n"},         {"south", "s"},
+      {"central", "c"},   {"southeast", "se"}, {"northeast", "ne"}, {"northwest", "nw"},
+      {"southwest", "sw"}};
+  size_t a = region.find('-'), b = region.rfind('-');
+  if (a == std::string::npos || a == b) return region;
+  auto word = kWords.find(region.substr(a + 1, b - a - 1));
+  return region.substr(0, a) + (word == kWords.end() ? region.substr(a + 1, 1) : word->second) +
+         region.substr(b + 1);
+}
+
 Reply describe_availability_zones(const Call& call) {
   auto names = query_list(call, "ZoneName");
+  const std::string& region = Context::current_region();
   Xml x;
   x.open("availabilityZoneInfo");
-  const char* letters = "abcdef";
-  for (int i = 0; i < 6; ++i) {
-    std::string zone = std::string(kRegion) + letters[i];
+  int i = 0;
+  for (const auto& zone : region_zones(region)) {
+    ++i;
     if (!names.empty() && std::find(names.begin(), names.end(), zone) == names.end()) continue;
     x.open("item").leaf("zoneName", zone).leaf("zoneState", "available");
-    x.leaf("regionName", kRegion).leaf("zoneId", "use1-az" + std::to_string(i + 1));
-    x.leaf("optInStatus", "opt-in-not-required").leaf("groupName", kRegion);
-    x.leaf("networkBorderGroup", kRegion).leaf("zoneType", "availability-zone");
+    x.leaf("regionName", region).leaf("zoneId", zone_id_prefix(region) + "-az" + std::to_string(i));
+    x.leaf("optInStatus", "opt-in-not-required").leaf("groupName", region);
+    x.leaf("networkBorderGroup", region).leaf("zoneType", "availability-zone");
     x.open("messageSet").close("messageSet").close("item");
   }
   x.close("availabilityZoneInfo");
@@ -230,6 +245,7 @@ Reply handle_ec2(Context& ctx, const Call& call) {
   if (a == "DescribeTags") return describe_tags(ctx, call);
   if (a == "DescribeInstances") return describe_instances(ctx, call);
   if (a == "DescribeAvailabilityZones") return describe_availability_zones(call);
+  if (a == "DescribeRegions") return describe_regions(ctx, call);
   if (a == "GetEbsEncryptionByDefault") {
     Xml x;
     x.boolean("ebsEncryptionByDefault", false).leaf("sseType", "none");

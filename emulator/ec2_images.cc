@@ -354,21 +354,42 @@ Reply copy_image(Context& ctx, const Call& call) {
   Tags image_spec_tags = tag_specifications(call, "image");
   Tags snapshot_tags = tag_specifications(call, "snapshot");
   if (auto bad = check_tags({}, snapshot_tags, kEc2TagRules)) return refuse(call, *bad);
-  if (call.param("SourceRegion").empty()) {
+  std::string source_region = call.param("SourceRegion");
+  if (source_region.empty()) {
     return error_reply(call, 400, "MissingParameter", "The request must contain the parameter SourceRegion");
+  }
+  if (!find_region(source_region)) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + source_region + ") for parameter SourceRegion is invalid. "
+                       "Unknown region.");
+  }
+  bool encrypted = call.param("Encrypted") == "true";
+  if (!call.param("KmsKeyId").empty() && !encrypted) {
+    return error_reply(call, 400, "InvalidParameterDependency",
+                       "The parameter KmsKeyId requires the parameter Encrypted to be set.");
+  }
+  // What the request asks, for ClientToken idempotency: every parameter but the token.
+  std::string asked;
+  for (const auto& [k, v] : call.params) {
+    if (k != "ClientToken" && k != "Action" && k != "Version") asked += k + "=" + v + "\n";
   }
   std::lock_guard<std::mutex> lock(ctx.mu());
   if (!token.empty()) {
     for (const auto& [id, img] : ctx.world().images) {
-      if (img.client_token == token && img.owner_id == kAccountId) {
-        Xml x;
-        x.leaf("imageId", id);
-        return ec2_reply(call, x.str());
+      if (img.client_token != token || img.owner_id != kAccountId) continue;
+      if (img.client_token_params != asked) {
+        return error_reply(call, 400, "IdempotentParameterMismatch",
+                           "Arguments on this idempotent request are inconsistent with arguments "
+                           "used in previous request(s).");
       }
+      Xml x;
+      x.leaf("imageId", id);
+      return ec2_reply(call, x.str());
     }
   }
-  auto it = ctx.world().images.find(source_id);
-  if (it == ctx.world().images.end() || !image_visible(it->second) || ctx.hidden(source_id)) {
+  World& from = ctx.world(source_region);
+  auto it = from.images.find(source_id);
+  if (it == from.images.end() || !image_visible(it->second) || ctx.hidden(source_id)) {
     return error_reply(call, 400, "InvalidAMIID.NotFound", "The image id '[" + source_id + "]' does not exist");
   }
   if (it->second.state != "available") {
@@ -385,25 +406,32 @@ Reply copy_image(Context& ctx, const Call& call) {
   copy.is_public = false;
   copy.launch_user_ids.clear();
   copy.launch_groups.clear();
+  copy.launch_organizations.clear();
+  copy.launch_ous.clear();
   copy.deprecation_time.clear();
   copy.name = name;
   copy.description = call.param("Description");
   copy.state = "pending";
   copy.creation_time = ctx.now();
   copy.client_token = token;
+  copy.client_token_params = asked;
   copy.source_image_id = source_id;
+  copy.source_region = source_region;
   copy.tags = tags;
-  bool encrypted = call.param("Encrypted") == "true";
   double longest = 0;
   for (auto& m : copy.mappings) {
     if (m.snapshot_id.empty()) continue;
-    auto copied = copy_snapshot_locked(ctx, m.snapshot_id,
+    auto copied = copy_snapshot_locked(ctx, from, m.snapshot_id,
                                        "Copied for DestinationAmi " + copy.id + " from SourceAmi " +
                                            source_id + " for SourceSnapshot " + m.snapshot_id,
                                        encrypted, call.param("KmsKeyId"), snapshot_tags, &longest);
     if (!copied) return error_reply(call, 500, "InternalError", copied.error().message);
     m.snapshot_id = *copied;
-    if (encrypted) { m.encrypted = true; m.kms_key_id = call.param("KmsKeyId"); }
+    const Snapshot& made = ctx.world().snapshots.at(*copied);
+    if (made.encrypted) {
+      m.encrypted = true;
+      m.kms_key_id = made.kms_key_id;
+    }
   }
   copy.ready_at = std::max(ctx.after(5), longest);
   ctx.world().images[copy.id] = copy;

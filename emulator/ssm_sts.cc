@@ -16,7 +16,7 @@ nlohmann::json parameter_json(const Parameter& p) {
           {"Value", p.value},
           {"Version", p.version},
           {"LastModifiedDate", p.last_modified},
-          {"ARN", std::string("arn:aws:ssm:") + kRegion + ":" +
+          {"ARN", "arn:aws:ssm:" + Context::current_region() + ":" +
                       (p.name.rfind("/aws/", 0) == 0 ? "" : kAccountId) + ":parameter" +
                       (p.name.rfind('/', 0) == 0 ? "" : "/") + p.name},
           {"DataType", p.data_type}};
@@ -150,7 +150,7 @@ Reply assume_role(Context& ctx, const Call& call, bool web_identity) {
     key.session_token = "IQoJb3JpZ2luX2VjE" + random_text(ctx, 180, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
     key.arn = "arn:aws:sts::" + account + ":assumed-role/" + role_name + "/" + session;
     key.expires = ctx.now() + duration;
-    ctx.world().keys[key.access_key_id] = key;
+    ctx.keys()[key.access_key_id] = key;
     ctx.commit();
   }
   Xml x;
@@ -171,8 +171,8 @@ Reply get_caller_identity(Context& ctx, const Call& call) {
   std::string user_id = "AIDAAWSEMUTESTUSER000";
   if (call.access_key_id != ctx.options().access_key_id) {
     std::lock_guard<std::mutex> lock(ctx.mu());
-    auto it = ctx.world().keys.find(call.access_key_id);
-    if (it != ctx.world().keys.end()) {
+    auto it = ctx.keys().find(call.access_key_id);
+    if (it != ctx.keys().end()) {
       arn = it->second.arn;
       user_id = "AROAAWSEMUROLE0000000:" + arn.substr(arn.rfind('/') + 1);
     }
