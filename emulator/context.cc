@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -168,6 +169,32 @@ bool Context::advance_region(World& w, double t) {
     }
     if (failed) { img.state = "failed"; moved = true; }
     else if (all_done) { img.state = "available"; moved = true; }
+  }
+  for (auto& [name, p] : w.parameters) {
+    for (auto it = p.pending.begin(); it != p.pending.end();) {
+      if (it->ready_at > t) { ++it; continue; }
+      // aws:ec2:image validation: the value must be an AMI of this region the account
+      // can use; a version that fails it never becomes the value.
+      auto img = w.images.find(it->value);
+      bool usable = img != w.images.end() && img->second.state != "failed" &&
+                    (img->second.owner_id == kAccountId || img->second.is_public ||
+                     std::count(img->second.launch_user_ids.begin(),
+                                img->second.launch_user_ids.end(), kAccountId) > 0);
+      if (usable) {
+        p.value = it->value;
+        p.type = it->type;
+        p.data_type = it->data_type;
+        p.description = it->description;
+        p.version = it->version;
+        p.last_modified = it->last_modified;
+        p.history.push_back(*it);
+      } else {
+        log::info("awsemu: ssm: " + name + " version " + std::to_string(it->version) + ": " +
+                  it->value + " is not an AMI of this region; the version failed validation");
+      }
+      it = p.pending.erase(it);
+      moved = true;
+    }
   }
   for (auto it = w.compute_environments.begin(); it != w.compute_environments.end();) {
     ComputeEnvironment& ce = it->second;

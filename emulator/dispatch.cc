@@ -351,6 +351,7 @@ Reply fault_reply(const Call& call, Fault fault, uint64_t sequence) {
 Reply route(Context& ctx, Call& call) {
   Context::RegionScope region(call.region);
   if (call.service == "ec2") return handle_ec2(ctx, call);
+  if (call.service == "batch") return handle_batch(ctx, call);
   if (call.service == "ssm") return handle_ssm(ctx, call);
   if (call.service == "sts") return handle_sts(ctx, call);
   if (call.service == "ebs") return handle_ebs(ctx, call);

@@ -165,41 +165,6 @@ Reply describe_tags(Context& ctx, const Call& call) {
   return ec2_reply(call, x.str());
 }
 
-Reply describe_instances(Context& ctx, const Call& call) {
-  auto ids = query_list(call, "InstanceId");
-  for (const auto& id : ids) {
-    if (id != kHostInstanceId) {
-      return error_reply(call, 400, "InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
-    }
-  }
-  std::lock_guard<std::mutex> lock(ctx.mu());
-  Xml x;
-  x.open("reservationSet").open("item").leaf("reservationId", "r-0abc0123456789def");
-  x.leaf("ownerId", kAccountId).open("groupSet").close("groupSet");
-  x.open("instancesSet").open("item").leaf("instanceId", kHostInstanceId);
-  x.leaf("imageId", "ami-0host0000000000000");
-  x.open("instanceState").number("code", 16).leaf("name", "running").close("instanceState");
-  x.leaf("privateDnsName", "ip-10-0-0-10.ec2.internal").leaf("dnsName", "");
-  x.leaf("instanceType", "m5.large").leaf("launchTime", iso_time(ctx.now() - 3600));
-  x.open("placement").leaf("availabilityZone", kHostZone).leaf("tenancy", "default").close("placement");
-  x.open("monitoring").leaf("state", "disabled").close("monitoring");
-  x.leaf("privateIpAddress", "10.0.0.10").leaf("architecture", "x86_64");
-  x.leaf("rootDeviceType", "ebs").leaf("rootDeviceName", "/dev/xvda");
-  x.open("blockDeviceMapping");
-  for (const auto& [id, v] : ctx.world().volumes) {
-    if (!v.attachment || v.attachment->instance_id != kHostInstanceId) continue;
-    x.open("item").leaf("deviceName", v.attachment->device).open("ebs").leaf("volumeId", id);
-    x.leaf("status", v.attachment->state).leaf("attachTime", iso_time(v.attachment->attach_time));
-    x.boolean("deleteOnTermination", false).close("ebs").close("item");
-  }
-  x.close("blockDeviceMapping");
-  x.leaf("virtualizationType", "hvm").leaf("hypervisor", "xen").boolean("enaSupport", true);
-  x.open("iamInstanceProfile").leaf("arn", std::string("arn:aws:iam::") + kAccountId + ":instance-profile/awsemu-host")
-      .leaf("id", "AIPAAWSEMUHOSTPROFILE").close("iamInstanceProfile");
-  x.close("item").close("instancesSet").close("item").close("reservationSet");
-  return ec2_reply(call, x.str());
-}
-
 // The zone id prefix AWS uses for a region: "us-east-1" -> "use1", "ap-southeast-2" -> "apse2".
 std::string zone_id_prefix(const std::string& region) {
   static const std::map<std::string, std::string> kWords = {
@@ -243,7 +208,6 @@ Reply handle_ec2(Context& ctx, const Call& call) {
   if (a == "CreateTags") return change_tags(ctx, call, true);
   if (a == "DeleteTags") return change_tags(ctx, call, false);
   if (a == "DescribeTags") return describe_tags(ctx, call);
-  if (a == "DescribeInstances") return describe_instances(ctx, call);
   if (a == "DescribeAvailabilityZones") return describe_availability_zones(call);
   if (a == "DescribeRegions") return describe_regions(ctx, call);
   if (a == "GetEbsEncryptionByDefault") {

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <tuple>
 
 #include "base/log.h"
 #include "emulator/blockstore.h"
@@ -637,6 +638,89 @@ Reply delete_snapshot(Context& ctx, const Call& call) {
   return ec2_reply(call, x.str());
 }
 
+// ModifySnapshotAttribute / DescribeSnapshotAttribute: createVolumePermission (accounts
+// and the group "all"), as AWS keeps it. A snapshot encrypted with the AWS-managed key
+// cannot be shared, and an encrypted one cannot be made public.
+Reply snapshot_attribute(Context& ctx, const Call& call, bool modify) {
+  std::string id = call.param("SnapshotId");
+  std::string attr = call.param("Attribute");
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  auto it = ctx.world().snapshots.find(id);
+  if (it == ctx.world().snapshots.end() || !snapshot_visible(ctx, it->second) || ctx.hidden(id)) {
+    return error_reply(call, 400, "InvalidSnapshot.NotFound", "The snapshot '" + id + "' does not exist.");
+  }
+  Snapshot& snap = it->second;
+  if (modify && snap.owner_id != kAccountId) {
+    return error_reply(call, 400, "InvalidSnapshot.Unavailable", "Not authorized for snapshot " + id);
+  }
+  if (!modify) {
+    Xml x;
+    x.leaf("snapshotId", id);
+    if (attr == "createVolumePermission") {
+      x.open("createVolumePermission");
+      for (const auto& g : snap.volume_groups) x.open("item").leaf("group", g).close("item");
+      for (const auto& u : snap.volume_user_ids) x.open("item").leaf("userId", u).close("item");
+      x.close("createVolumePermission");
+    } else if (attr == "productCodes") {
+      x.open("productCodes").close("productCodes");
+    } else {
+      return error_reply(call, 400, "InvalidParameterValue",
+                         "Value (" + attr + ") for parameter attribute is invalid.");
+    }
+    return ec2_reply(call, x.str());
+  }
+  std::vector<std::tuple<std::string, std::string, std::string>> changes;  // op, user, group
+  for (const char* op : {"Add", "Remove"}) {
+    std::string lower_op = std::string(op) == "Add" ? "add" : "remove";
+    for (const auto& item : query_structs(call.params, std::string("CreateVolumePermission.") + op)) {
+      changes.emplace_back(lower_op, item.count("UserId") ? item.at("UserId") : "",
+                           item.count("Group") ? item.at("Group") : "");
+    }
+  }
+  std::string op = call.param("OperationType");
+  for (const auto& u : query_list(call, "UserId")) changes.emplace_back(op, u, "");
+  for (const auto& g : query_list(call, "UserGroup")) changes.emplace_back(op, "", g);
+  if (changes.empty() || (!attr.empty() && attr != "createVolumePermission")) {
+    return error_reply(call, 400, "MissingParameter",
+                       "The request must contain the parameter createVolumePermission");
+  }
+  for (const auto& [o, user, group] : changes) {
+    if (o != "add" && o != "remove") {
+      return error_reply(call, 400, "InvalidParameterValue", "OperationType must be add or remove");
+    }
+    if (!group.empty() && group != "all") {
+      return error_reply(call, 400, "InvalidParameterValue", "Invalid group: " + group);
+    }
+    bool digits = user.size() == 12 && std::all_of(user.begin(), user.end(), ::isdigit);
+    if (!user.empty() && !digits) {
+      return error_reply(call, 400, "InvalidParameterValue", "Invalid user id: " + user);
+    }
+    if (o != "add" || !snap.encrypted || user == kAccountId) continue;
+    if (is_aws_managed_ebs_key(Context::current_region(), snap.kms_key_id)) {
+      return error_reply(call, 400, "InvalidParameter",
+                         "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify "
+                         "another snapshot.");
+    }
+    if (!group.empty()) {
+      return error_reply(call, 400, "InvalidParameter", "Encrypted snapshots cannot be made public.");
+    }
+  }
+  for (const auto& [o, user, group] : changes) {
+    auto edit = [&, o = o](std::vector<std::string>& list, const std::string& v) {
+      if (v.empty()) return;
+      auto at = std::find(list.begin(), list.end(), v);
+      if (o == "add" && at == list.end()) list.push_back(v);
+      if (o == "remove" && at != list.end()) list.erase(at);
+    };
+    edit(snap.volume_user_ids, user);
+    edit(snap.volume_groups, group);
+  }
+  ctx.commit();
+  Xml x;
+  x.boolean("return", true);
+  return ec2_reply(call, x.str());
+}
+
 }  // namespace
 
 Reply handle_ec2_storage(Context& ctx, const Call& call) {
@@ -648,6 +732,8 @@ Reply handle_ec2_storage(Context& ctx, const Call& call) {
   if (a == "DetachVolume") return detach_volume(ctx, call);
   if (a == "CreateSnapshot") return create_snapshot(ctx, call);
   if (a == "CopySnapshot") return copy_snapshot(ctx, call);
+  if (a == "ModifySnapshotAttribute") return snapshot_attribute(ctx, call, true);
+  if (a == "DescribeSnapshotAttribute") return snapshot_attribute(ctx, call, false);
   if (a == "DescribeSnapshots") return describe_snapshots(ctx, call);
   if (a == "DeleteSnapshot") return delete_snapshot(ctx, call);
   return handle_ec2_images(ctx, call);

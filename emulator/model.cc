@@ -50,10 +50,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Volume, id, snapshot_id, zone, v
                                                 encrypted, kms_key_id, tags, client_token, file,
                                                 base_layer, materialised, attachment)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParameterVersion, version, value, type,
-                                                data_type, description, last_modified, failed)
+                                                data_type, description, last_modified, ready_at)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Parameter, name, type, value, data_type,
                                                 description, version, last_modified, history,
-                                                versions_put)
+                                                pending, versions_put)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchTemplateVersion, number, description,
                                                 create_time, data)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchTemplate, id, name, client_token,

@@ -129,17 +129,20 @@ struct ParameterVersion {
   int64_t version = 1;
   std::string value, type = "String", data_type = "text", description;
   double last_modified = 0;
-  // aws:ec2:image: a version whose value is not an AMI of the region fails validation
-  // and never becomes the parameter's value (AWS validates asynchronously).
-  bool failed = false;
+  double ready_at = 0;  // pending (aws:ec2:image): when its validation is done
 };
 
 struct Parameter {
   std::string name, type = "String", value, data_type = "text", description;
   int64_t version = 1;
   double last_modified = 0;
-  std::vector<ParameterVersion> history;  // every version put, oldest first
-  int64_t versions_put = 0;               // the highest version number handed out
+  std::vector<ParameterVersion> history;  // every version that became the value, oldest first
+  // aws:ec2:image versions being validated (AWS validates asynchronously): each becomes
+  // the value at its ready_at if it names an AMI of the region, else it is dropped.
+  std::vector<ParameterVersion> pending;
+  int64_t versions_put = 0;  // the highest version number handed out
+  // A parameter whose first version is still pending has version 0: not found yet.
+  bool exists() const { return version > 0; }
 };
 
 // A launch template version; `data` is the LaunchTemplateData in botocore's member
