@@ -44,17 +44,28 @@ std::string ecs_document(const Image& img, const nlohmann::json& entry) {
   return doc.dump();
 }
 
-void add_parameter(Context& ctx, const std::string& name, const std::string& value) {
+void add_parameter(Context& ctx, World& w, const std::string& name, const std::string& value) {
   Parameter p;
   p.name = name;
   p.value = value;
   p.data_type = value.rfind("ami-", 0) == 0 ? "aws:ec2:image" : "text";
   p.last_modified = ctx.now();
-  ctx.world().parameters[name] = p;
+  w.parameters[name] = p;
 }
 
-Status add_image(Context& ctx, const std::string& dir, const nlohmann::json& e,
-                 const std::string& owner_id, const std::string& owner_alias) {
+// A region's id for a catalog resource: the host's region keeps the ids awsemu always
+// gave (or the catalog's own), every other region gets its own stable hash, as AWS ids
+// differ per region.
+std::string regional_id(const std::string& prefix, const std::string& name,
+                        const std::string& region, const std::string& given) {
+  if (region == kRegion) {
+    return given.empty() ? prefix + "-0" + aws::sha256_hex(prefix + ":" + name).substr(0, 16) : given;
+  }
+  return prefix + "-0" + aws::sha256_hex(prefix + ":" + region + ":" + name).substr(0, 16);
+}
+
+// Checks a catalog entry; returns its image file's absolute path.
+Result<std::string> entry_file(const std::string& dir, const nlohmann::json& e) {
   std::string name = e.value("name", "");
   std::string file = e.value("file", e.value("path", e.value("image", "")));
   if (name.empty() || file.empty()) {
@@ -67,9 +78,23 @@ Status add_image(Context& ctx, const std::string& dir, const nlohmann::json& e,
     return make_error(dir + "/catalog.json: image file \"" + file + "\" is missing",
                       "rebuild the catalog with tests/fixtures/make-base-images");
   }
+  return file;
+}
+
+void add_image(Context& ctx, const std::string& region, World& w, const std::string& dir,
+               const nlohmann::json& e, const std::string& owner_id,
+               const std::string& owner_alias) {
+  std::string name = e.value("name", "");
+  auto checked = entry_file(dir, e);
+  if (!checked) return;  // load_catalog checked every entry before keeping it
+  std::string file = *checked;
+  struct stat st;
+  if (::stat(file.c_str(), &st) != 0) st.st_size = 0;
   Image img;
-  img.id = e.value("image_id", "ami-0" + aws::sha256_hex("ami:" + name).substr(0, 16));
-  std::string snap_id = e.value("snapshot_id", "snap-0" + aws::sha256_hex("snap:" + name).substr(0, 16));
+  img.id = regional_id("ami", name, region, e.value("image_id", ""));
+  std::string snap_id = regional_id("snap", name, region, e.value("snapshot_id", ""));
+  // Every region's copy of the snapshot reads the same file: one layer.
+  std::string layer_id = regional_id("snap", name, kRegion, e.value("snapshot_id", ""));
   img.owner_id = owner_id;
   img.owner_alias = owner_alias;
   img.name = name;
@@ -107,16 +132,16 @@ Status add_image(Context& ctx, const std::string& dir, const nlohmann::json& e,
   s.state = "completed";
   s.start_time = created;
   s.ready_at = created;
-  s.layer = snap_id;
+  s.layer = layer_id;
   Layer layer;  // the image file itself, read in place
-  layer.id = snap_id;
+  layer.id = layer_id;
   layer.file = file;
   layer.external = true;
   s.description = "Amazon-owned root snapshot of " + name;
   // Keep tags and state the user added (e.g. none today) by replacing only catalog fields.
-  ctx.world().images[img.id] = img;
-  ctx.world().snapshots[s.id] = s;
-  ctx.world().layers[snap_id] = layer;
+  w.images[img.id] = img;
+  w.snapshots[s.id] = s;
+  ctx.layers()[layer_id] = layer;
 
   nlohmann::json params = e.contains("ssm_parameters") ? e["ssm_parameters"]
                           : e.contains("ssm")          ? e["ssm"]
@@ -128,7 +153,7 @@ Status add_image(Context& ctx, const std::string& dir, const nlohmann::json& e,
       else value = ecs_document(img, e);
     }
     value = replace_all(replace_all(value, "${image_id}", img.id), "${image_name}", img.name);
-    add_parameter(ctx, path, value);
+    add_parameter(ctx, w, path, value);
   };
   if (params.is_object()) {
     for (const auto& [path, value] : params.items()) fill(path, value.is_string() ? value.get<std::string>() : "");
@@ -138,10 +163,13 @@ Status add_image(Context& ctx, const std::string& dir, const nlohmann::json& e,
       else if (p.is_object()) fill(p.value("name", p.value("path", "")), p.value("value", ""));
     }
   }
-  return ok();
 }
 
 }  // namespace
+
+void add_catalog_to_region(Context& ctx, const std::string& region, World& w) {
+  for (const auto& c : ctx.catalog()) add_image(ctx, region, w, c.dir, c.entry, c.owner_id, c.owner_alias);
+}
 
 Status load_catalog(Context& ctx, const std::string& given_dir) {
   // Snapshot files are recorded by absolute path: the data folder outlives the cwd.
@@ -159,7 +187,15 @@ Status load_catalog(Context& ctx, const std::string& given_dir) {
   std::string owner = j.is_object() ? j.value("owner_id", std::string(kAmazonOwnerId)) : kAmazonOwnerId;
   std::string alias = j.is_object() ? j.value("owner_alias", std::string("amazon")) : "amazon";
   try {
-    for (const auto& e : images) AMIBAKE_TRY(add_image(ctx, dir, e, owner, alias));
+    ctx.catalog().clear();
+    for (const auto& e : images) {
+      AMIBAKE_ASSIGN(std::string checked, entry_file(dir, e));
+      (void)checked;
+      ctx.catalog().push_back({e, dir, owner, alias});
+    }
+    // Every region that has a world, and the host's region; others get it when first named.
+    ctx.world(kRegion);
+    for (auto& [region, w] : ctx.regions()) add_catalog_to_region(ctx, region, w);
   } catch (const std::exception& ex) {
     return make_error(dir + "/catalog.json: " + ex.what(),
                       "rebuild the catalog with tests/fixtures/make-base-images");

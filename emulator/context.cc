@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -22,6 +23,26 @@ namespace amibake::emu {
 Context::Context(Options options)
     : options_(std::move(options)), faults_(options_.faults, options_.seed), rng_(options_.seed) {}
 
+namespace {
+thread_local std::string t_region = kRegion;
+}  // namespace
+
+const std::string& Context::current_region() { return t_region; }
+
+Context::RegionScope::RegionScope(const std::string& region) : previous_(t_region) {
+  t_region = region;
+}
+
+Context::RegionScope::~RegionScope() { t_region = previous_; }
+
+World& Context::world(const std::string& region) {
+  auto it = universe_.regions.find(region);
+  if (it != universe_.regions.end()) return it->second;
+  World& w = universe_.regions[region];
+  add_catalog_to_region(*this, region, w);
+  return w;
+}
+
 double Context::now() const {
   using namespace std::chrono;
   return duration_cast<duration<double>>(system_clock::now().time_since_epoch()).count();
@@ -34,10 +55,12 @@ std::string Context::new_id(const std::string& prefix) {
   for (;;) {
     std::string id = prefix + "-0";
     for (int i = 0; i < 16; ++i) id += kHex[draw() & 15];
-    if (!world_.images.count(id) && !world_.snapshots.count(id) && !world_.volumes.count(id) &&
-        !world_.layers.count(id)) {
-      return id;
+    bool used = universe_.layers.count(id) > 0;
+    for (const auto& [name, w] : universe_.regions) {
+      used = used || w.images.count(id) || w.snapshots.count(id) || w.volumes.count(id) ||
+             w.launch_templates.count(id) || w.instances.count(id);
     }
+    if (!used) return id;
   }
 }
 
@@ -83,22 +106,36 @@ std::map<std::string, uint64_t> Context::call_counts() {
 
 void Context::maybe_hide(const std::string& op, const std::string& id) {
   if (faults_.draw_invisible(op)) {
-    world_.invisible_until[id] = now() + faults_.spec().notfound_seconds;
+    universe_.invisible_until[id] = now() + faults_.spec().notfound_seconds;
   }
 }
 
 bool Context::hidden(const std::string& id) {
-  auto it = world_.invisible_until.find(id);
-  if (it == world_.invisible_until.end()) return false;
+  auto it = universe_.invisible_until.find(id);
+  if (it == universe_.invisible_until.end()) return false;
   if (it->second > now()) return true;
-  world_.invisible_until.erase(it);
+  universe_.invisible_until.erase(it);
   return false;
 }
 
 void Context::advance() {
   double t = now();
   bool moved = false;
-  for (auto& [id, v] : world_.volumes) {
+  for (auto& [region, w] : universe_.regions) moved = advance_region(w, t) || moved;
+  for (auto it = universe_.keys.begin(); it != universe_.keys.end();) {
+    if (it->second.expires > 0 && it->second.expires < t - 3600) {
+      it = universe_.keys.erase(it);
+      moved = true;
+    } else {
+      ++it;
+    }
+  }
+  if (moved) dirty_ = true;
+}
+
+bool Context::advance_region(World& w, double t) {
+  bool moved = false;
+  for (auto& [id, v] : w.volumes) {
     if (v.state == "creating" && v.ready_at <= t) { v.state = "available"; moved = true; }
     if (v.attachment && v.attachment->ready_at <= t) {
       if (v.attachment->state == "attaching") { v.attachment->state = "attached"; moved = true; }
@@ -109,7 +146,7 @@ void Context::advance() {
       }
     }
   }
-  for (auto& [id, s] : world_.snapshots) {
+  for (auto& [id, s] : w.snapshots) {
     if (s.state != "pending") continue;
     bool writable = s.direct && !s.sealed;
     if (writable && s.timeout_at > 0 && t >= s.timeout_at) {
@@ -121,27 +158,64 @@ void Context::advance() {
       moved = true;
     }
   }
-  for (auto& [id, img] : world_.images) {
+  for (auto& [id, img] : w.images) {
     if (img.state != "pending" || img.ready_at > t) continue;
     bool all_done = true, failed = false;
     for (const auto& m : img.mappings) {
       if (m.snapshot_id.empty()) continue;
-      auto it = world_.snapshots.find(m.snapshot_id);
-      if (it == world_.snapshots.end() || it->second.state == "error") failed = true;
+      auto it = w.snapshots.find(m.snapshot_id);
+      if (it == w.snapshots.end() || it->second.state == "error") failed = true;
       else if (it->second.state != "completed") all_done = false;
     }
     if (failed) { img.state = "failed"; moved = true; }
     else if (all_done) { img.state = "available"; moved = true; }
   }
-  for (auto it = world_.keys.begin(); it != world_.keys.end();) {
-    if (it->second.expires > 0 && it->second.expires < t - 3600) {
-      it = world_.keys.erase(it);
+  for (auto& [name, p] : w.parameters) {
+    for (auto it = p.pending.begin(); it != p.pending.end();) {
+      if (it->ready_at > t) { ++it; continue; }
+      // aws:ec2:image validation: the value must be an AMI of this region the account
+      // can use; a version that fails it never becomes the value.
+      auto img = w.images.find(it->value);
+      bool usable = img != w.images.end() && img->second.state != "failed" &&
+                    (img->second.owner_id == kAccountId || img->second.is_public ||
+                     std::count(img->second.launch_user_ids.begin(),
+                                img->second.launch_user_ids.end(), kAccountId) > 0);
+      if (usable) {
+        p.value = it->value;
+        p.type = it->type;
+        p.data_type = it->data_type;
+        p.description = it->description;
+        p.version = it->version;
+        p.last_modified = it->last_modified;
+        p.history.push_back(*it);
+      } else {
+        log::info("awsemu: ssm: " + name + " version " + std::to_string(it->version) + ": " +
+                  it->value + " is not an AMI of this region; the version failed validation");
+      }
+      it = p.pending.erase(it);
       moved = true;
-    } else {
-      ++it;
     }
   }
-  if (moved) dirty_ = true;
+  for (auto it = w.compute_environments.begin(); it != w.compute_environments.end();) {
+    ComputeEnvironment& ce = it->second;
+    if (!ce.next_status.empty() && ce.ready_at <= t) {
+      moved = true;
+      if (ce.next_status == "DELETED") {
+        it = w.compute_environments.erase(it);
+        continue;
+      }
+      ce.status = ce.next_status;
+      ce.next_status.clear();
+      if (ce.status == "VALID") ce.status_reason = "ComputeEnvironment Healthy";
+    }
+    ++it;
+  }
+  for (auto& [id, inst] : w.instances) {
+    if (inst.ready_at > t) continue;
+    if (inst.state == "pending") { inst.state = "running"; moved = true; }
+    else if (inst.state == "shutting-down") { inst.state = "terminated"; moved = true; }
+  }
+  return moved;
 }
 
 void Context::write_state(const std::string& text, uint64_t generation) {
@@ -158,7 +232,7 @@ void Context::write_state(const std::string& text, uint64_t generation) {
 
 void Context::commit() {
   dirty_ = false;
-  write_state(to_json(world_).dump(1), ++generation_);
+  write_state(to_json(universe_).dump(1), ++generation_);
 }
 
 void Context::flush() {
@@ -169,7 +243,7 @@ void Context::flush() {
     // Serialise under the lock, write (and fsync) without it: block puts go on.
     std::lock_guard<std::mutex> lock(mu_);
     dirty_ = false;
-    text = to_json(world_).dump(1);
+    text = to_json(universe_).dump(1);
     generation = ++generation_;
   }
   write_state(text, generation);
@@ -189,8 +263,8 @@ Status Context::load() {
                       "move the file away to start with an empty world");
   }
   try {
-    world_ = world_from_json(j);
-    rng_.discard(world_.rng_draws);
+    universe_ = universe_from_json(j);
+    rng_.discard(universe_.rng_draws);
   } catch (const std::exception& e) {
     return make_error(path + ": load state: " + e.what(),
                       "move the file away to start with an empty world");

@@ -49,7 +49,7 @@ std::map<std::string, std::string> parse_form(std::string_view text) {
 Protocol protocol_of(const std::string& service) {
   if (service == "ec2") return Protocol::kEc2;
   if (service == "sts") return Protocol::kQuery;
-  if (service == "ebs") return Protocol::kRestJson;
+  if (service == "ebs" || service == "batch") return Protocol::kRestJson;
   return Protocol::kJson;
 }
 
@@ -142,6 +142,17 @@ std::string service_from_authorization(const std::string& authorization) {
   return parsed.scope.service;
 }
 
+// The Batch operations by REST path (botocore batch 2016-08-10: POST /v1/<lower-case name>).
+std::string batch_action(const std::string& method, const std::string& path) {
+  static const char* kOps[] = {"CreateComputeEnvironment", "DescribeComputeEnvironments",
+                               "UpdateComputeEnvironment", "DeleteComputeEnvironment"};
+  if (method != "POST" || path.rfind("/v1/", 0) != 0) return "";
+  for (const char* op : kOps) {
+    if (lower(op) == path.substr(4)) return op;
+  }
+  return path.substr(4);  // unknown: the handler answers it
+}
+
 Result<Call> build_call(Context& ctx, const RawRequest& raw) {
   Call call;
   call.method = raw.method;
@@ -154,6 +165,12 @@ Result<Call> build_call(Context& ctx, const RawRequest& raw) {
   call.query = parse_form(raw_query);
 
   std::string service = service_from_authorization(call.header("authorization"));
+  {
+    sigv4::ParsedAuthorization parsed;
+    if (sigv4::parse_authorization(call.header("authorization"), &parsed)) {
+      call.region = parsed.scope.region;
+    }
+  }
   std::string target = call.header("x-amz-target");
   if (service.empty()) {
     if (raw.path.rfind("/snapshots", 0) == 0) service = "ebs";
@@ -165,6 +182,10 @@ Result<Call> build_call(Context& ctx, const RawRequest& raw) {
       call.json = nlohmann::json::parse(raw.body.empty() ? std::string_view("{}") : raw.body, nullptr, false);
       if (call.json.is_discarded() || !call.json.is_object()) call.json = nlohmann::json::object();
     }
+  } else if (service == "batch") {
+    call.action = batch_action(raw.method, raw.path);
+    call.json = nlohmann::json::parse(raw.body.empty() ? std::string_view("{}") : raw.body, nullptr, false);
+    if (call.json.is_discarded() || !call.json.is_object()) call.json = nlohmann::json::object();
   } else if (!target.empty()) {
     if (service.empty()) service = "ssm";
     call.action = target.substr(target.find('.') + 1);
@@ -208,8 +229,8 @@ std::optional<Reply> authenticate(Context& ctx, Call& call, const RawRequest& ra
     secret = ctx.options().secret_access_key;
   } else {
     std::lock_guard<std::mutex> lock(ctx.mu());
-    auto it = ctx.world().keys.find(parsed.access_key_id);
-    if (it == ctx.world().keys.end()) return auth_error(call, "unknown-key");
+    auto it = ctx.keys().find(parsed.access_key_id);
+    if (it == ctx.keys().end()) return auth_error(call, "unknown-key");
     secret = it->second.secret;
     session_token = it->second.session_token;
     expired = it->second.expires > 0 && it->second.expires < ctx.now();
@@ -278,6 +299,7 @@ std::optional<Reply> check_denied(Context& ctx, const Call& call) {
     case Protocol::kQuery: return error_reply(call, 403, "AccessDenied", msg);
     case Protocol::kJson: return error_reply(call, 400, "AccessDeniedException", msg);
     case Protocol::kRestJson:
+      if (call.service == "batch") return error_reply(call, 403, "AccessDeniedException", msg);
       return error_reply(call, 403, "AccessDeniedException", msg,
                          {{"Reason", "UNAUTHORIZED_ACCOUNT"}});
   }
@@ -291,6 +313,9 @@ Reply fault_reply(const Call& call, Fault fault, uint64_t sequence) {
       case Protocol::kQuery: return error_reply(call, 400, "Throttling", "Rate exceeded");
       case Protocol::kJson: return error_reply(call, 400, "ThrottlingException", "Rate exceeded");
       case Protocol::kRestJson:
+        if (call.service == "batch") {
+          return error_reply(call, 429, "TooManyRequestsException", "Too Many Requests");
+        }
         return error_reply(call, 400, "RequestThrottledException", "Rate exceeded",
                            {{"Reason", "ACCOUNT_THROTTLED"}});
     }
@@ -311,6 +336,11 @@ Reply fault_reply(const Call& call, Fault fault, uint64_t sequence) {
                          unavailable ? "ServiceUnavailable" : "InternalServerError",
                          "awsemu: injected server error");
     case Protocol::kRestJson:
+      if (call.service == "batch") {
+        return error_reply(call, unavailable ? 503 : 500,
+                           unavailable ? "ServiceUnavailableException" : "ServerException",
+                           "awsemu: injected server error");
+      }
       return error_reply(call, unavailable ? 503 : 500,
                          unavailable ? "ServiceUnavailableException" : "InternalServerException",
                          "awsemu: injected server error");
@@ -319,7 +349,9 @@ Reply fault_reply(const Call& call, Fault fault, uint64_t sequence) {
 }
 
 Reply route(Context& ctx, Call& call) {
+  Context::RegionScope region(call.region);
   if (call.service == "ec2") return handle_ec2(ctx, call);
+  if (call.service == "batch") return handle_batch(ctx, call);
   if (call.service == "ssm") return handle_ssm(ctx, call);
   if (call.service == "sts") return handle_sts(ctx, call);
   if (call.service == "ebs") return handle_ebs(ctx, call);

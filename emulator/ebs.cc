@@ -202,7 +202,7 @@ Reply put_block(Context& ctx, const Call& call, const std::string& id, const std
     if (index >= static_cast<int64_t>(s->volume_size) * kGiB / kBlockSize) {
       return validation(call, "BlockIndex " + index_text + " is beyond the volume size", "INVALID_BLOCK");
     }
-    path = ctx.layer_path(ctx.world().layers[s->layer]);
+    path = ctx.layer_path(ctx.layers()[s->layer]);
   }
   std::string length = call.header("x-amz-data-length");
   if (length != std::to_string(kBlockSize) || call.body.size() != static_cast<size_t>(kBlockSize)) {

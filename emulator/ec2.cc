@@ -1,6 +1,7 @@
 // EC2 entry point and the small operations: tags, the host instance, zones,
 // encryption-by-default. Images and storage live in ec2_images.cc / ec2_storage.cc.
 #include <algorithm>
+#include <map>
 
 #include "emulator/ec2_internal.h"
 #include "emulator/validate.h"
@@ -164,53 +165,32 @@ Reply describe_tags(Context& ctx, const Call& call) {
   return ec2_reply(call, x.str());
 }
 
-Reply describe_instances(Context& ctx, const Call& call) {
-  auto ids = query_list(call, "InstanceId");
-  for (const auto& id : ids) {
-    if (id != kHostInstanceId) {
-      return error_reply(call, 400, "InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
-    }
-  }
-  std::lock_guard<std::mutex> lock(ctx.mu());
-  Xml x;
-  x.open("reservationSet").open("item").leaf("reservationId", "r-0abc0123456789def");
-  x.leaf("ownerId", kAccountId).open("groupSet").close("groupSet");
-  x.open("instancesSet").open("item").leaf("instanceId", kHostInstanceId);
-  x.leaf("imageId", "ami-0host0000000000000");
-  x.open("instanceState").number("code", 16).leaf("name", "running").close("instanceState");
-  x.leaf("privateDnsName", "ip-10-0-0-10.ec2.internal").leaf("dnsName", "");
-  x.leaf("instanceType", "m5.large").leaf("launchTime", iso_time(ctx.now() - 3600));
-  x.open("placement").leaf("availabilityZone", kHostZone).leaf("tenancy", "default").close("placement");
-  x.open("monitoring").leaf("state", "disabled").close("monitoring");
-  x.leaf("privateIpAddress", "10.0.0.10").leaf("architecture", "x86_64");
-  x.leaf("rootDeviceType", "ebs").leaf("rootDeviceName", "/dev/xvda");
-  x.open("blockDeviceMapping");
-  for (const auto& [id, v] : ctx.world().volumes) {
-    if (!v.attachment || v.attachment->instance_id != kHostInstanceId) continue;
-    x.open("item").leaf("deviceName", v.attachment->device).open("ebs").leaf("volumeId", id);
-    x.leaf("status", v.attachment->state).leaf("attachTime", iso_time(v.attachment->attach_time));
-    x.boolean("deleteOnTermination", false).close("ebs").close("item");
-  }
-  x.close("blockDeviceMapping");
-  x.leaf("virtualizationType", "hvm").leaf("hypervisor", "xen").boolean("enaSupport", true);
-  x.open("iamInstanceProfile").leaf("arn", std::string("arn:aws:iam::") + kAccountId + ":instance-profile/awsemu-host")
-      .leaf("id", "AIPAAWSEMUHOSTPROFILE").close("iamInstanceProfile");
-  x.close("item").close("instancesSet").close("item").close("reservationSet");
-  return ec2_reply(call, x.str());
+// The zone id prefix AWS uses for a region: "us-east-1" -> "use1", "ap-southeast-2" -> "apse2".
+std::string zone_id_prefix(const std::string& region) {
+  static const std::map<std::string, std::string> kWords = {
+      {"east", "e"},      {"west", "w"},      {"north", "n"},         {"south", "s"},
+      {"central", "c"},   {"southeast", "se"}, {"northeast", "ne"}, {"northwest", "nw"},
+      {"southwest", "sw"}};
+  size_t a = region.find('-'), b = region.rfind('-');
+  if (a == std::string::npos || a == b) return region;
+  auto word = kWords.find(region.substr(a + 1, b - a - 1));
+  return region.substr(0, a) + (word == kWords.end() ? region.substr(a + 1, 1) : word->second) +
+         region.substr(b + 1);
 }
 
 Reply describe_availability_zones(const Call& call) {
   auto names = query_list(call, "ZoneName");
+  const std::string& region = Context::current_region();
   Xml x;
   x.open("availabilityZoneInfo");
-  const char* letters = "abcdef";
-  for (int i = 0; i < 6; ++i) {
-    std::string zone = std::string(kRegion) + letters[i];
+  int i = 0;
+  for (const auto& zone : region_zones(region)) {
+    ++i;
     if (!names.empty() && std::find(names.begin(), names.end(), zone) == names.end()) continue;
     x.open("item").leaf("zoneName", zone).leaf("zoneState", "available");
-    x.leaf("regionName", kRegion).leaf("zoneId", "use1-az" + std::to_string(i + 1));
-    x.leaf("optInStatus", "opt-in-not-required").leaf("groupName", kRegion);
-    x.leaf("networkBorderGroup", kRegion).leaf("zoneType", "availability-zone");
+    x.leaf("regionName", region).leaf("zoneId", zone_id_prefix(region) + "-az" + std::to_string(i));
+    x.leaf("optInStatus", "opt-in-not-required").leaf("groupName", region);
+    x.leaf("networkBorderGroup", region).leaf("zoneType", "availability-zone");
     x.open("messageSet").close("messageSet").close("item");
   }
   x.close("availabilityZoneInfo");
@@ -228,8 +208,8 @@ Reply handle_ec2(Context& ctx, const Call& call) {
   if (a == "CreateTags") return change_tags(ctx, call, true);
   if (a == "DeleteTags") return change_tags(ctx, call, false);
   if (a == "DescribeTags") return describe_tags(ctx, call);
-  if (a == "DescribeInstances") return describe_instances(ctx, call);
   if (a == "DescribeAvailabilityZones") return describe_availability_zones(call);
+  if (a == "DescribeRegions") return describe_regions(ctx, call);
   if (a == "GetEbsEncryptionByDefault") {
     Xml x;
     x.boolean("ebsEncryptionByDefault", false).leaf("sseType", "none");

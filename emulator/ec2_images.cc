@@ -124,9 +124,16 @@ Reply describe_images(Context& ctx, const Call& call) {
                          "The image id '[" + id + "]' does not exist");
     }
   }
+  bool include_deprecated = call.param("IncludeDeprecated") == "true";
   for (const auto& [id, img] : ctx.world().images) {
     if (!ids.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
     if (!image_visible(img) || ctx.hidden(id)) continue;
+    // As on AWS: others' deprecated images only with IncludeDeprecated (or by id).
+    double deprecated_at = 0;
+    if (ids.empty() && !include_deprecated && img.owner_id != kAccountId &&
+        parse_iso_time(img.deprecation_time, &deprecated_at) && deprecated_at <= ctx.now()) {
+      continue;
+    }
     if (!owners.empty()) {
       bool owner_ok = false;
       for (const auto& o : owners) {
@@ -329,8 +336,12 @@ Reply deregister_image(Context& ctx, const Call& call) {
   x.boolean("return", true);
   if (call.param("DeleteAssociatedSnapshots") == "true") {
     x.open("deleteSnapshotResultSet");
+    // botocore's SnapshotReturnCodes: success, or skipped while another AMI uses it.
     for (const auto& s : snaps) {
-      x.open("item").leaf("snapshotId", s).leaf("returnCode", delete_snapshot_locked(ctx, s) ? "success" : "error-generic").close("item");
+      std::string code = !image_using_snapshot(ctx, s).empty() ? "skipped"
+                         : delete_snapshot_locked(ctx, s)      ? "success"
+                                                               : "client-error";
+      x.open("item").leaf("snapshotId", s).leaf("returnCode", code).close("item");
     }
     x.close("deleteSnapshotResultSet");
   }
@@ -354,21 +365,42 @@ Reply copy_image(Context& ctx, const Call& call) {
   Tags image_spec_tags = tag_specifications(call, "image");
   Tags snapshot_tags = tag_specifications(call, "snapshot");
   if (auto bad = check_tags({}, snapshot_tags, kEc2TagRules)) return refuse(call, *bad);
-  if (call.param("SourceRegion").empty()) {
+  std::string source_region = call.param("SourceRegion");
+  if (source_region.empty()) {
     return error_reply(call, 400, "MissingParameter", "The request must contain the parameter SourceRegion");
+  }
+  if (!find_region(source_region)) {
+    return error_reply(call, 400, "InvalidParameterValue",
+                       "Value (" + source_region + ") for parameter SourceRegion is invalid. "
+                       "Unknown region.");
+  }
+  bool encrypted = call.param("Encrypted") == "true";
+  if (!call.param("KmsKeyId").empty() && !encrypted) {
+    return error_reply(call, 400, "InvalidParameterDependency",
+                       "The parameter KmsKeyId requires the parameter Encrypted to be set.");
+  }
+  // What the request asks, for ClientToken idempotency: every parameter but the token.
+  std::string asked;
+  for (const auto& [k, v] : call.params) {
+    if (k != "ClientToken" && k != "Action" && k != "Version") asked += k + "=" + v + "\n";
   }
   std::lock_guard<std::mutex> lock(ctx.mu());
   if (!token.empty()) {
     for (const auto& [id, img] : ctx.world().images) {
-      if (img.client_token == token && img.owner_id == kAccountId) {
-        Xml x;
-        x.leaf("imageId", id);
-        return ec2_reply(call, x.str());
+      if (img.client_token != token || img.owner_id != kAccountId) continue;
+      if (img.client_token_params != asked) {
+        return error_reply(call, 400, "IdempotentParameterMismatch",
+                           "Arguments on this idempotent request are inconsistent with arguments "
+                           "used in previous request(s).");
       }
+      Xml x;
+      x.leaf("imageId", id);
+      return ec2_reply(call, x.str());
     }
   }
-  auto it = ctx.world().images.find(source_id);
-  if (it == ctx.world().images.end() || !image_visible(it->second) || ctx.hidden(source_id)) {
+  World& from = ctx.world(source_region);
+  auto it = from.images.find(source_id);
+  if (it == from.images.end() || !image_visible(it->second) || ctx.hidden(source_id)) {
     return error_reply(call, 400, "InvalidAMIID.NotFound", "The image id '[" + source_id + "]' does not exist");
   }
   if (it->second.state != "available") {
@@ -385,25 +417,32 @@ Reply copy_image(Context& ctx, const Call& call) {
   copy.is_public = false;
   copy.launch_user_ids.clear();
   copy.launch_groups.clear();
+  copy.launch_organizations.clear();
+  copy.launch_ous.clear();
   copy.deprecation_time.clear();
   copy.name = name;
   copy.description = call.param("Description");
   copy.state = "pending";
   copy.creation_time = ctx.now();
   copy.client_token = token;
+  copy.client_token_params = asked;
   copy.source_image_id = source_id;
+  copy.source_region = source_region;
   copy.tags = tags;
-  bool encrypted = call.param("Encrypted") == "true";
   double longest = 0;
   for (auto& m : copy.mappings) {
     if (m.snapshot_id.empty()) continue;
-    auto copied = copy_snapshot_locked(ctx, m.snapshot_id,
+    auto copied = copy_snapshot_locked(ctx, from, m.snapshot_id,
                                        "Copied for DestinationAmi " + copy.id + " from SourceAmi " +
                                            source_id + " for SourceSnapshot " + m.snapshot_id,
                                        encrypted, call.param("KmsKeyId"), snapshot_tags, &longest);
     if (!copied) return error_reply(call, 500, "InternalError", copied.error().message);
     m.snapshot_id = *copied;
-    if (encrypted) { m.encrypted = true; m.kms_key_id = call.param("KmsKeyId"); }
+    const Snapshot& made = ctx.world().snapshots.at(*copied);
+    if (made.encrypted) {
+      m.encrypted = true;
+      m.kms_key_id = made.kms_key_id;
+    }
   }
   copy.ready_at = std::max(ctx.after(5), longest);
   ctx.world().images[copy.id] = copy;
@@ -460,6 +499,10 @@ Reply describe_image_attribute(Context& ctx, const Call& call) {
     x.open("launchPermission");
     for (const auto& g : img->launch_groups) x.open("item").leaf("group", g).close("item");
     for (const auto& u : img->launch_user_ids) x.open("item").leaf("userId", u).close("item");
+    for (const auto& o : img->launch_organizations) {
+      x.open("item").leaf("organizationArn", o).close("item");
+    }
+    for (const auto& o : img->launch_ous) x.open("item").leaf("organizationalUnitArn", o).close("item");
     x.close("launchPermission");
   } else {
     return error_reply(call, 400, "InvalidParameterValue",
@@ -468,17 +511,59 @@ Reply describe_image_attribute(Context& ctx, const Call& call) {
   return ec2_reply(call, x.str());
 }
 
-void apply_permission(Image* img, const std::string& op, const std::string& user,
-                      const std::string& group) {
+// One launch permission of ModifyImageAttribute: exactly one of its fields is set.
+struct Permission {
+  std::string user, group, organization, ou;
+};
+
+// Checks a permission as EC2 does: a 12-digit account, the group "all", an organization
+// or OU ARN (botocore's OrganizationArn / OrganizationalUnitArn forms).
+std::optional<std::string> bad_permission(const Permission& p) {
+  auto digits12 = [](const std::string& v) {
+    return v.size() == 12 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  auto org_arn = [&](const std::string& v, const std::string& kind) {
+    const std::string head = "arn:aws:organizations::";
+    if (v.rfind(head, 0) != 0 || v.size() < head.size() + 13) return false;
+    return digits12(v.substr(head.size(), 12)) && v.substr(head.size() + 12, kind.size() + 2) == ":" + kind + "/";
+  };
+  if (!p.user.empty() && !digits12(p.user)) return "Invalid user id: " + p.user;
+  if (!p.group.empty() && p.group != "all") return "Invalid launch permission group: " + p.group;
+  if (!p.organization.empty() && !org_arn(p.organization, "organization")) {
+    return "Invalid organization ARN: " + p.organization;
+  }
+  if (!p.ou.empty() && !org_arn(p.ou, "ou")) return "Invalid organizational unit ARN: " + p.ou;
+  return std::nullopt;
+}
+
+void apply_permission(Image* img, const std::string& op, const Permission& p) {
   auto edit = [&](std::vector<std::string>& list, const std::string& v) {
     if (v.empty()) return;
     auto it = std::find(list.begin(), list.end(), v);
     if (op == "add" && it == list.end()) list.push_back(v);
     if (op == "remove" && it != list.end()) list.erase(it);
   };
-  edit(img->launch_user_ids, user);
-  edit(img->launch_groups, group);
+  edit(img->launch_user_ids, p.user);
+  edit(img->launch_groups, p.group);
+  edit(img->launch_organizations, p.organization);
+  edit(img->launch_ous, p.ou);
   img->is_public = std::count(img->launch_groups.begin(), img->launch_groups.end(), "all") > 0;
+}
+
+// The error EC2 gives for sharing what is encrypted with the AWS-managed aws/ebs key,
+// which no other account can use.
+constexpr const char* kManagedKeyShareMessage =
+    "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify another snapshot.";
+
+bool uses_aws_managed_key(Context& ctx, const Image& img) {
+  for (const auto& m : img.mappings) {
+    auto it = ctx.world().snapshots.find(m.snapshot_id);
+    if (it != ctx.world().snapshots.end() && it->second.encrypted &&
+        is_aws_managed_ebs_key(Context::current_region(), it->second.kms_key_id)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 Reply modify_image_attribute(Context& ctx, const Call& call) {
@@ -493,27 +578,39 @@ Reply modify_image_attribute(Context& ctx, const Call& call) {
                                                               : call.param("Value");
     changed = true;
   }
+  // Every permission change of the request, checked before any is applied.
+  std::vector<std::pair<std::string, Permission>> changes;
   for (const char* op : {"Add", "Remove"}) {
     std::string lower_op = std::string(op) == "Add" ? "add" : "remove";
     for (const auto& item : query_structs(call.params, std::string("LaunchPermission.") + op)) {
-      auto user = item.count("UserId") ? item.at("UserId") : "";
-      auto group = item.count("Group") ? item.at("Group") : "";
-      if (!group.empty() && group != "all") {
-        return error_reply(call, 400, "InvalidParameterValue", "Invalid launch permission group: " + group);
-      }
-      apply_permission(img, lower_op, user, group);
-      changed = true;
+      auto get = [&](const char* k) { return item.count(k) ? item.at(k) : std::string(); };
+      changes.push_back({lower_op, {get("UserId"), get("Group"), get("OrganizationArn"),
+                                    get("OrganizationalUnitArn")}});
     }
   }
-  if (attr == "launchPermission") {
+  if (attr == "launchPermission" || !call.param("OperationType").empty()) {
     std::string op = call.param("OperationType");
-    if (op != "add" && op != "remove") {
+    bool any = !query_list(call, "UserId").empty() || !query_list(call, "UserGroup").empty() ||
+               !query_list(call, "OrganizationArn").empty() ||
+               !query_list(call, "OrganizationalUnitArn").empty();
+    if (any && op != "add" && op != "remove") {
       return error_reply(call, 400, "InvalidParameterValue", "OperationType must be add or remove");
     }
-    for (const auto& u : query_list(call, "UserId")) apply_permission(img, op, u, "");
-    for (const auto& g : query_list(call, "UserGroup")) apply_permission(img, op, "", g);
-    changed = true;
+    for (const auto& u : query_list(call, "UserId")) changes.push_back({op, {u, "", "", ""}});
+    for (const auto& g : query_list(call, "UserGroup")) changes.push_back({op, {"", g, "", ""}});
+    for (const auto& o : query_list(call, "OrganizationArn")) changes.push_back({op, {"", "", o, ""}});
+    for (const auto& o : query_list(call, "OrganizationalUnitArn")) changes.push_back({op, {"", "", "", o}});
   }
+  for (const auto& [op, p] : changes) {
+    if (auto bad = bad_permission(p)) return error_reply(call, 400, "InvalidAMIAttributeItemValue", *bad);
+    bool shares = op == "add" && (p.user != kAccountId || !p.group.empty() ||
+                                  !p.organization.empty() || !p.ou.empty());
+    if (shares && uses_aws_managed_key(ctx, *img)) {
+      return error_reply(call, 400, "InvalidParameter", kManagedKeyShareMessage);
+    }
+  }
+  for (const auto& [op, p] : changes) apply_permission(img, op, p);
+  changed = changed || !changes.empty();
   if (call.params.count("ImdsSupport.Value")) {
     img->imds_support = call.param("ImdsSupport.Value");
     changed = true;
@@ -537,11 +634,26 @@ Reply enable_image_deprecation(Context& ctx, const Call& call) {
   Reply error;
   Image* img = owned_image(ctx, call, &error);
   if (!img) return error;
+  if (at < ctx.now() - 60) {
+    return error_reply(call, 400, "InvalidParameterValue", "The deprecation time must be in the future.");
+  }
   if (at > ctx.now() + 10 * 365.25 * 86400) {
     return error_reply(call, 400, "InvalidParameterValue", "The deprecation time cannot be more than 10 years from now.");
   }
   at = static_cast<double>(static_cast<int64_t>((at + 30) / 60) * 60);  // EC2 rounds to the minute
   img->deprecation_time = iso_time(at);
+  ctx.commit();
+  Xml x;
+  x.boolean("return", true);
+  return ec2_reply(call, x.str());
+}
+
+Reply disable_image_deprecation(Context& ctx, const Call& call) {
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  Reply error;
+  Image* img = owned_image(ctx, call, &error);
+  if (!img) return error;
+  img->deprecation_time.clear();
   ctx.commit();
   Xml x;
   x.boolean("return", true);
@@ -559,7 +671,8 @@ Reply handle_ec2_images(Context& ctx, const Call& call) {
   if (a == "DescribeImageAttribute") return describe_image_attribute(ctx, call);
   if (a == "ModifyImageAttribute") return modify_image_attribute(ctx, call);
   if (a == "EnableImageDeprecation") return enable_image_deprecation(ctx, call);
-  return error_reply(call, 400, "InvalidAction", "The action " + a + " is not valid for this web service.");
+  if (a == "DisableImageDeprecation") return disable_image_deprecation(ctx, call);
+  return handle_launch_templates(ctx, call);
 }
 
 }  // namespace amibake::emu

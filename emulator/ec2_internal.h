@@ -35,10 +35,11 @@ std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::str
                                   int size, int iops, int throughput, bool encrypted,
                                   const std::string& kms_key_id);
 
-// Copies snapshot `source_id` to a new pending snapshot owned by the caller (mu()
-// held), sharing its content layer (no bytes move); *completes_at is raised to the
-// copy's completion time. Returns its id.
-Result<std::string> copy_snapshot_locked(Context& ctx, const std::string& source_id,
+// Copies snapshot `source_id` of world `from` (this region's or another's) to a new
+// pending snapshot of this region owned by the caller (mu() held), sharing its content
+// layer (no bytes move); *completes_at is raised to the copy's completion time. An
+// encrypted copy records `kms_key_id` (see kms_key_arn). Returns its id.
+Result<std::string> copy_snapshot_locked(Context& ctx, World& from, const std::string& source_id,
                                          const std::string& description, bool encrypted,
                                          const std::string& kms_key_id, const Tags& tags,
                                          double* completes_at);
@@ -49,6 +50,14 @@ bool delete_snapshot_locked(Context& ctx, const std::string& id);
 
 // Returns the id of an image whose mappings use `snapshot_id`, or "".
 std::string image_using_snapshot(Context& ctx, const std::string& snapshot_id);
+
+// The key ARN EC2 records for the KMS key `given` in `region`: a key id, alias or ARN
+// resolves to a key ARN (stable per alias); "" and alias/aws/ebs are the account's
+// AWS-managed EBS key.
+std::string kms_key_arn(const std::string& region, const std::string& given);
+// True when `arn` is the AWS-managed aws/ebs key of `region` (such snapshots and the
+// AMIs they back cannot be shared with other accounts).
+bool is_aws_managed_ebs_key(const std::string& region, const std::string& arn);
 
 // Seconds (at speed 1) to move `bytes` at `mib_per_s`, plus a fixed `base`.
 double transfer_seconds(int64_t bytes, double mib_per_s, double base);

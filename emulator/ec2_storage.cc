@@ -16,9 +16,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <tuple>
 
 #include "base/log.h"
 #include "emulator/blockstore.h"
+#include "aws/sigv4.h"
 #include "emulator/ec2_internal.h"
 #include "emulator/layers.h"
 #include "emulator/loopdev.h"
@@ -128,11 +130,31 @@ std::optional<Reply> validate_ebs(Context& ctx, const Call& call, const std::str
   return std::nullopt;
 }
 
-Result<std::string> copy_snapshot_locked(Context& ctx, const std::string& source_id,
+std::string kms_key_arn(const std::string& region, const std::string& given) {
+  std::string prefix = "arn:aws:kms:" + region + ":" + kAccountId + ":";
+  auto key_of = [&](const std::string& alias) {
+    std::string h = aws::sha256_hex("kms:" + region + ":" + alias);
+    return prefix + "key/" + h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) +
+           "-8" + h.substr(17, 3) + "-" + h.substr(20, 12);
+  };
+  if (given.empty()) return key_of("aws/ebs");
+  if (given.rfind("alias/", 0) == 0) return key_of(given.substr(6));
+  if (given.rfind("arn:", 0) == 0) {
+    size_t alias = given.find(":alias/");
+    return alias == std::string::npos ? given : key_of(given.substr(alias + 7));
+  }
+  return prefix + "key/" + given;
+}
+
+bool is_aws_managed_ebs_key(const std::string& region, const std::string& arn) {
+  return !arn.empty() && arn == kms_key_arn(region, "");
+}
+
+Result<std::string> copy_snapshot_locked(Context& ctx, World& from, const std::string& source_id,
                                          const std::string& description, bool encrypted,
                                          const std::string& kms_key_id, const Tags& tags,
                                          double* completes_at) {
-  const Snapshot& src = ctx.world().snapshots.at(source_id);
+  const Snapshot& src = from.snapshots.at(source_id);
   Snapshot s;
   s.id = ctx.new_id("snap");
   s.owner_id = kAccountId;
@@ -140,7 +162,13 @@ Result<std::string> copy_snapshot_locked(Context& ctx, const std::string& source
   s.description = description;
   s.volume_size = src.volume_size;
   s.encrypted = encrypted || src.encrypted;
-  s.kms_key_id = encrypted ? kms_key_id : src.kms_key_id;
+  // EC2 records key ARNs. A copy into another region of an encrypted snapshot is
+  // re-encrypted there: with the key given, else with the region's default EBS key.
+  bool same_region = &from == &ctx.world();
+  const std::string& region = Context::current_region();
+  if (encrypted) s.kms_key_id = kms_key_arn(region, kms_key_id);
+  else if (src.encrypted) s.kms_key_id = same_region ? src.kms_key_id : kms_key_arn(region, "");
+  else s.kms_key_id.clear();
   s.tags = tags;
   s.layer = src.layer;  // same content: the copy shares it (layers.cc)
   s.start_time = ctx.now();
@@ -171,8 +199,8 @@ bool delete_snapshot_locked(Context& ctx, const std::string& id) {
 namespace {
 
 bool valid_zone(const std::string& zone) {
-  return zone.size() == std::string(kRegion).size() + 1 && zone.rfind(kRegion, 0) == 0 &&
-         zone.back() >= 'a' && zone.back() <= 'f';
+  auto zones = region_zones(Context::current_region());
+  return std::find(zones.begin(), zones.end(), zone) != zones.end();
 }
 
 std::string progress_of(Context& ctx, const Snapshot& s) {
@@ -493,12 +521,17 @@ Reply create_snapshot(Context& ctx, const Call& call) {
 
 Reply copy_snapshot(Context& ctx, const Call& call) {
   std::string source = call.param("SourceSnapshotId");
-  if (call.param("SourceRegion").empty()) {
+  std::string source_region = call.param("SourceRegion");
+  if (source_region.empty()) {
     return error_reply(call, 400, "MissingParameter", "The request must contain the parameter SourceRegion");
   }
+  if (!find_region(source_region)) {
+    return error_reply(call, 400, "InvalidParameterValue", "Invalid source region: " + source_region);
+  }
   std::lock_guard<std::mutex> lock(ctx.mu());
-  auto it = ctx.world().snapshots.find(source);
-  if (it == ctx.world().snapshots.end() || !snapshot_visible(ctx, it->second) || ctx.hidden(source)) {
+  World& from = ctx.world(source_region);
+  auto it = from.snapshots.find(source);
+  if (it == from.snapshots.end() || !snapshot_visible(ctx, it->second) || ctx.hidden(source)) {
     return error_reply(call, 400, "InvalidSnapshot.NotFound", "The snapshot '" + source + "' does not exist.");
   }
   if (it->second.state != "completed") {
@@ -515,8 +548,8 @@ Reply copy_snapshot(Context& ctx, const Call& call) {
   Tags tags = tag_specifications(call, "snapshot");
   if (auto bad = check_tags({}, tags, kEc2TagRules)) return refuse(call, *bad);
   std::string description = call.param("Description");
-  if (description.empty()) description = "[Copied " + source + " from " + kRegion + "]";
-  auto id = copy_snapshot_locked(ctx, source, description, call.param("Encrypted") == "true",
+  if (description.empty()) description = "[Copied " + source + " from " + source_region + "]";
+  auto id = copy_snapshot_locked(ctx, from, source, description, call.param("Encrypted") == "true",
                                  call.param("KmsKeyId"), tags, nullptr);
   if (!id) return error_reply(call, 500, "InternalError", id.error().message);
   ctx.maybe_hide(call.action, *id);
@@ -605,6 +638,89 @@ Reply delete_snapshot(Context& ctx, const Call& call) {
   return ec2_reply(call, x.str());
 }
 
+// ModifySnapshotAttribute / DescribeSnapshotAttribute: createVolumePermission (accounts
+// and the group "all"), as AWS keeps it. A snapshot encrypted with the AWS-managed key
+// cannot be shared, and an encrypted one cannot be made public.
+Reply snapshot_attribute(Context& ctx, const Call& call, bool modify) {
+  std::string id = call.param("SnapshotId");
+  std::string attr = call.param("Attribute");
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  auto it = ctx.world().snapshots.find(id);
+  if (it == ctx.world().snapshots.end() || !snapshot_visible(ctx, it->second) || ctx.hidden(id)) {
+    return error_reply(call, 400, "InvalidSnapshot.NotFound", "The snapshot '" + id + "' does not exist.");
+  }
+  Snapshot& snap = it->second;
+  if (modify && snap.owner_id != kAccountId) {
+    return error_reply(call, 400, "InvalidSnapshot.Unavailable", "Not authorized for snapshot " + id);
+  }
+  if (!modify) {
+    Xml x;
+    x.leaf("snapshotId", id);
+    if (attr == "createVolumePermission") {
+      x.open("createVolumePermission");
+      for (const auto& g : snap.volume_groups) x.open("item").leaf("group", g).close("item");
+      for (const auto& u : snap.volume_user_ids) x.open("item").leaf("userId", u).close("item");
+      x.close("createVolumePermission");
+    } else if (attr == "productCodes") {
+      x.open("productCodes").close("productCodes");
+    } else {
+      return error_reply(call, 400, "InvalidParameterValue",
+                         "Value (" + attr + ") for parameter attribute is invalid.");
+    }
+    return ec2_reply(call, x.str());
+  }
+  std::vector<std::tuple<std::string, std::string, std::string>> changes;  // op, user, group
+  for (const char* op : {"Add", "Remove"}) {
+    std::string lower_op = std::string(op) == "Add" ? "add" : "remove";
+    for (const auto& item : query_structs(call.params, std::string("CreateVolumePermission.") + op)) {
+      changes.emplace_back(lower_op, item.count("UserId") ? item.at("UserId") : "",
+                           item.count("Group") ? item.at("Group") : "");
+    }
+  }
+  std::string op = call.param("OperationType");
+  for (const auto& u : query_list(call, "UserId")) changes.emplace_back(op, u, "");
+  for (const auto& g : query_list(call, "UserGroup")) changes.emplace_back(op, "", g);
+  if (changes.empty() || (!attr.empty() && attr != "createVolumePermission")) {
+    return error_reply(call, 400, "MissingParameter",
+                       "The request must contain the parameter createVolumePermission");
+  }
+  for (const auto& [o, user, group] : changes) {
+    if (o != "add" && o != "remove") {
+      return error_reply(call, 400, "InvalidParameterValue", "OperationType must be add or remove");
+    }
+    if (!group.empty() && group != "all") {
+      return error_reply(call, 400, "InvalidParameterValue", "Invalid group: " + group);
+    }
+    bool digits = user.size() == 12 && std::all_of(user.begin(), user.end(), ::isdigit);
+    if (!user.empty() && !digits) {
+      return error_reply(call, 400, "InvalidParameterValue", "Invalid user id: " + user);
+    }
+    if (o != "add" || !snap.encrypted || user == kAccountId) continue;
+    if (is_aws_managed_ebs_key(Context::current_region(), snap.kms_key_id)) {
+      return error_reply(call, 400, "InvalidParameter",
+                         "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify "
+                         "another snapshot.");
+    }
+    if (!group.empty()) {
+      return error_reply(call, 400, "InvalidParameter", "Encrypted snapshots cannot be made public.");
+    }
+  }
+  for (const auto& [o, user, group] : changes) {
+    auto edit = [&, o = o](std::vector<std::string>& list, const std::string& v) {
+      if (v.empty()) return;
+      auto at = std::find(list.begin(), list.end(), v);
+      if (o == "add" && at == list.end()) list.push_back(v);
+      if (o == "remove" && at != list.end()) list.erase(at);
+    };
+    edit(snap.volume_user_ids, user);
+    edit(snap.volume_groups, group);
+  }
+  ctx.commit();
+  Xml x;
+  x.boolean("return", true);
+  return ec2_reply(call, x.str());
+}
+
 }  // namespace
 
 Reply handle_ec2_storage(Context& ctx, const Call& call) {
@@ -616,6 +732,8 @@ Reply handle_ec2_storage(Context& ctx, const Call& call) {
   if (a == "DetachVolume") return detach_volume(ctx, call);
   if (a == "CreateSnapshot") return create_snapshot(ctx, call);
   if (a == "CopySnapshot") return copy_snapshot(ctx, call);
+  if (a == "ModifySnapshotAttribute") return snapshot_attribute(ctx, call, true);
+  if (a == "DescribeSnapshotAttribute") return snapshot_attribute(ctx, call, false);
   if (a == "DescribeSnapshots") return describe_snapshots(ctx, call);
   if (a == "DeleteSnapshot") return delete_snapshot(ctx, call);
   return handle_ec2_images(ctx, call);

@@ -39,7 +39,7 @@ std::string role_credentials(Context& ctx) {
                     kHostInstanceId;
   std::lock_guard<std::mutex> lock(ctx.mu());
   const IssuedKey* found = nullptr;
-  for (const auto& [id, k] : ctx.world().keys) {
+  for (const auto& [id, k] : ctx.keys()) {
     if (k.arn == arn && k.expires > ctx.now() + 900) found = &k;
   }
   IssuedKey key;
@@ -57,7 +57,7 @@ std::string role_credentials(Context& ctx) {
     key.session_token = "IQoJb3JpZ2luX2VjEIMDS" + pick(160, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
     key.arn = arn;
     key.expires = ctx.now() + 6 * 3600;
-    ctx.world().keys[key.access_key_id] = key;
+    ctx.keys()[key.access_key_id] = key;
     ctx.commit();
   }
   nlohmann::json j = {{"Code", "Success"},

@@ -53,8 +53,8 @@ namespace amibake::emu {
 namespace {
 
 const Layer* find_layer(Context& ctx, const std::string& id) {
-  auto it = ctx.world().layers.find(id);
-  return it == ctx.world().layers.end() ? nullptr : &it->second;
+  auto it = ctx.layers().find(id);
+  return it == ctx.layers().end() ? nullptr : &it->second;
 }
 
 // The layers of `id`'s chain, top first, ending with the one without a base.
@@ -63,7 +63,7 @@ std::vector<const Layer*> chain_of(Context& ctx, const std::string& id) {
   for (const Layer* l = find_layer(ctx, id); l;
        l = l->base.empty() ? nullptr : find_layer(ctx, l->base)) {
     chain.push_back(l);
-    if (chain.size() > ctx.world().layers.size()) break;  // a cycle: a corrupt state.json
+    if (chain.size() > ctx.layers().size()) break;  // a cycle: a corrupt state.json
   }
   return chain;
 }
@@ -93,7 +93,7 @@ Status create_layer(Context& ctx, const std::string& id, const std::string& base
   layer.file = id + ".img";
   layer.base = base;
   AMIBAKE_TRY(blocks::create_sparse(ctx.layer_path(layer), size_bytes));
-  ctx.world().layers[id] = std::move(layer);
+  ctx.layers()[id] = std::move(layer);
   return ok();
 }
 
@@ -141,8 +141,8 @@ Result<int64_t> content_bytes(Context& ctx, const std::string& layer_id) {
 }
 
 void seal_layer(Context& ctx, const Snapshot& s) {
-  auto it = ctx.world().layers.find(s.layer);
-  if (it == ctx.world().layers.end() || it->second.base.empty()) return;
+  auto it = ctx.layers().find(s.layer);
+  if (it == ctx.layers().end() || it->second.base.empty()) return;
   static const std::string kZeroDigest =
       aws::sha256_raw(std::string(static_cast<size_t>(kBlockSize), '\0'));
   Layer& layer = it->second;
@@ -184,7 +184,7 @@ Result<std::string> snapshot_volume(Context& ctx, Volume& v, const std::string& 
     whole.id = new_id;
     whole.file = new_id + ".img";
     AMIBAKE_TRY(blocks::copy_sparse(path, ctx.layer_path(whole), 0));
-    ctx.world().layers[new_id] = whole;
+    ctx.layers()[new_id] = whole;
     v.base_layer = new_id;
     return new_id;
   }
@@ -221,13 +221,13 @@ Result<std::string> snapshot_volume(Context& ctx, Volume& v, const std::string& 
     ::unlink(layer_file.c_str());
     return v.base_layer;
   }
-  ctx.world().layers[new_id] = std::move(layer);
+  ctx.layers()[new_id] = std::move(layer);
   v.base_layer = new_id;
   return new_id;
 }
 
 void collect_layers(Context& ctx) {
-  auto& layers = ctx.world().layers;
+  auto& layers = ctx.layers();
   std::set<std::string> live;
   auto keep = [&](std::string id) {
     while (!id.empty() && live.insert(id).second) {
@@ -236,8 +236,10 @@ void collect_layers(Context& ctx) {
       id = it->second.base;
     }
   };
-  for (const auto& [id, s] : ctx.world().snapshots) keep(s.layer);
-  for (const auto& [id, v] : ctx.world().volumes) keep(v.base_layer);
+  for (const auto& [region, w] : ctx.regions()) {  // copies in other regions share layers
+    for (const auto& [id, s] : w.snapshots) keep(s.layer);
+    for (const auto& [id, v] : w.volumes) keep(v.base_layer);
+  }
   for (auto it = layers.begin(); it != layers.end();) {
     if (live.count(it->first)) {
       ++it;

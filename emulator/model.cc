@@ -32,13 +32,16 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Image, id, owner_id, owner_alias
                                                 imds_support, sriov_net_support,
                                                 virtualization_type, root_device_name, ena_support,
                                                 state, creation_time, ready_at, is_public,
-                                                launch_user_ids, launch_groups, deprecation_time,
-                                                mappings, tags, client_token, source_image_id)
+                                                launch_user_ids, launch_groups,
+                                                launch_organizations, launch_ous, deprecation_time,
+                                                mappings, tags, client_token, source_image_id,
+                                                client_token_params, source_region)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Layer, id, file, base, blocks, zeros, external)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Snapshot, id, owner_id, owner_alias, volume_id,
                                                 description, volume_size, state, state_message,
                                                 start_time, ready_at, encrypted, kms_key_id, tags,
-                                                client_token, layer, file, direct, sealed,
+                                                client_token, volume_user_ids, volume_groups,
+                                                layer, file, direct, sealed,
                                                 parent_id, timeout_at)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Attachment, instance_id, device, state,
                                                 attach_time, ready_at, loop_device, link)
@@ -46,8 +49,26 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Volume, id, snapshot_id, zone, v
                                                 iops, throughput, state, create_time, ready_at,
                                                 encrypted, kms_key_id, tags, client_token, file,
                                                 base_layer, materialised, attachment)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParameterVersion, version, value, type,
+                                                data_type, description, last_modified, ready_at)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Parameter, name, type, value, data_type,
-                                                description, version, last_modified)
+                                                description, version, last_modified, history,
+                                                pending, versions_put)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchTemplateVersion, number, description,
+                                                create_time, data)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchTemplate, id, name, client_token,
+                                                default_version, latest_version, create_time, tags,
+                                                versions)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ComputeEnvironment, name, arn, type, state,
+                                                service_role, uuid, status, status_reason,
+                                                next_status, ready_at, created_at,
+                                                compute_resources, update_policy,
+                                                eks_configuration, unmanaged_vcpus, tags)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Instance, id, image_id, instance_type,
+                                                reservation_id, zone, subnet_id, state, key_name,
+                                                client_token, launch_template_id,
+                                                launch_template_version, security_group_ids,
+                                                launch_time, ready_at, tags)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(IssuedKey, access_key_id, secret, session_token,
                                                 arn, expires)
 
@@ -71,39 +92,28 @@ std::string from_hex(const std::string& hex) {
   return out;
 }
 
-}  // namespace
-
-nlohmann::json to_json(const World& world) {
-  nlohmann::json j;
-  j["images"] = world.images;
-  j["volumes"] = world.volumes;
-  j["layers"] = world.layers;
-  j["parameters"] = world.parameters;
-  j["keys"] = world.keys;
-  j["invisible_until"] = world.invisible_until;
+nlohmann::json snapshots_to_json(const std::map<std::string, Snapshot>& snapshots) {
   nlohmann::json snaps = nlohmann::json::object();
-  for (const auto& [id, s] : world.snapshots) {
+  for (const auto& [id, s] : snapshots) {
     nlohmann::json sj = s;
     nlohmann::json written = nlohmann::json::object();
     for (const auto& [index, digest] : s.written) written[std::to_string(index)] = to_hex(digest);
     sj["written"] = written;
     snaps[id] = sj;
   }
-  j["snapshots"] = snaps;
-  j["rng_draws"] = world.rng_draws;
-  j["format"] = 2;  // 2: snapshot content in layers
-  return j;
+  return snaps;
 }
 
-World world_from_json(const nlohmann::json& j) {
+// Reads one region's resources; a format 1 snapshot (a whole file) gets a layer of its
+// own in `layers`.
+World region_from_json(const nlohmann::json& j, std::map<std::string, Layer>* layers) {
   World w;
   w.images = j.value("images", decltype(w.images){});
   w.volumes = j.value("volumes", decltype(w.volumes){});
-  w.layers = j.value("layers", decltype(w.layers){});
   w.parameters = j.value("parameters", decltype(w.parameters){});
-  w.keys = j.value("keys", decltype(w.keys){});
-  w.invisible_until = j.value("invisible_until", decltype(w.invisible_until){});
-  w.rng_draws = j.value("rng_draws", uint64_t{0});
+  w.launch_templates = j.value("launch_templates", decltype(w.launch_templates){});
+  w.compute_environments = j.value("compute_environments", decltype(w.compute_environments){});
+  w.instances = j.value("instances", decltype(w.instances){});
   if (j.contains("snapshots")) {
     for (const auto& [id, sj] : j["snapshots"].items()) {
       Snapshot s = sj.get<Snapshot>();
@@ -119,12 +129,53 @@ World world_from_json(const nlohmann::json& j) {
         layer.file = s.file;
         layer.external = s.file[0] == '/';
         s.layer = s.id;
-        w.layers.emplace(s.id, layer);
+        layers->emplace(s.id, layer);
       }
       w.snapshots[id] = std::move(s);
     }
   }
   return w;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Universe& u) {
+  nlohmann::json j;
+  nlohmann::json regions = nlohmann::json::object();
+  for (const auto& [name, w] : u.regions) {
+    regions[name] = {{"images", w.images},
+                     {"snapshots", snapshots_to_json(w.snapshots)},
+                     {"volumes", w.volumes},
+                     {"parameters", w.parameters},
+                     {"launch_templates", w.launch_templates},
+                     {"compute_environments", w.compute_environments},
+                     {"instances", w.instances}};
+  }
+  j["regions"] = regions;
+  j["layers"] = u.layers;
+  j["keys"] = u.keys;
+  j["invisible_until"] = u.invisible_until;
+  j["rng_draws"] = u.rng_draws;
+  j["format"] = 3;  // 3: one world per region; 2: snapshot content in layers
+  return j;
+}
+
+Universe universe_from_json(const nlohmann::json& j) {
+  Universe u;
+  u.layers = j.value("layers", decltype(u.layers){});
+  u.keys = j.value("keys", decltype(u.keys){});
+  u.invisible_until = j.value("invisible_until", decltype(u.invisible_until){});
+  u.rng_draws = j.value("rng_draws", uint64_t{0});
+  if (j.value("format", 1) >= 3) {
+    const nlohmann::json regions = j.value("regions", nlohmann::json::object());
+    for (const auto& [name, rj] : regions.items()) {
+      u.regions[name] = region_from_json(rj, &u.layers);
+    }
+  } else {
+    // Formats 1 and 2 held one world: the host's region.
+    u.regions[kRegion] = region_from_json(j, &u.layers);
+  }
+  return u;
 }
 
 std::string iso_time(double epoch_seconds) {

@@ -24,7 +24,7 @@ inline constexpr int64_t kGiB = 1024LL * 1024 * 1024;
 inline constexpr const char* kAccountId = "123456789012";   // the caller's account
 inline constexpr const char* kAmazonOwnerId = "591542846629";  // owner of the ECS AMIs
 inline constexpr const char* kHostInstanceId = "i-0abc0123456789def";
-inline constexpr const char* kRegion = "us-east-1";
+inline constexpr const char* kRegion = "us-east-1";  // the host's region, the default
 inline constexpr const char* kHostZone = "us-east-1a";
 
 // One block device mapping of an image, every field RegisterImage accepts.
@@ -53,10 +53,13 @@ struct Image {
   bool is_public = false;
   std::vector<std::string> launch_user_ids;
   std::vector<std::string> launch_groups;  // "all"
+  std::vector<std::string> launch_organizations, launch_ous;  // ARNs
   std::string deprecation_time;            // ISO 8601, empty = none
   std::vector<Mapping> mappings;
   Tags tags;
   std::string client_token, source_image_id;
+  std::string client_token_params;  // what the request with client_token asked (idempotency)
+  std::string source_region;        // CopyImage's SourceRegion
 };
 
 // One layer of snapshot content (see layers.cc). A layer with a `base` holds only the
@@ -84,6 +87,8 @@ struct Snapshot {
   std::string kms_key_id;
   Tags tags;
   std::string client_token;
+  std::vector<std::string> volume_user_ids;  // createVolumePermission
+  std::vector<std::string> volume_groups;    // "all"
   std::string layer;  // the layer holding this snapshot's content
   std::string file;   // before layers (state format 1): data file in <data>/snapshots
   // EBS direct (StartSnapshot) bookkeeping; `direct` snapshots complete only by
@@ -119,10 +124,66 @@ struct Volume {
   std::optional<Attachment> attachment;
 };
 
+// One version of a parameter, as GetParameterHistory lists them.
+struct ParameterVersion {
+  int64_t version = 1;
+  std::string value, type = "String", data_type = "text", description;
+  double last_modified = 0;
+  double ready_at = 0;  // pending (aws:ec2:image): when its validation is done
+};
+
 struct Parameter {
   std::string name, type = "String", value, data_type = "text", description;
   int64_t version = 1;
   double last_modified = 0;
+  std::vector<ParameterVersion> history;  // every version that became the value, oldest first
+  // aws:ec2:image versions being validated (AWS validates asynchronously): each becomes
+  // the value at its ready_at if it names an AMI of the region, else it is dropped.
+  std::vector<ParameterVersion> pending;
+  int64_t versions_put = 0;  // the highest version number handed out
+  // A parameter whose first version is still pending has version 0: not found yet.
+  bool exists() const { return version > 0; }
+};
+
+// A launch template version; `data` is the LaunchTemplateData in botocore's member
+// names (the JSON shape of the API), see launch_templates.cc.
+struct LaunchTemplateVersion {
+  int64_t number = 1;
+  std::string description;
+  double create_time = 0;
+  nlohmann::json data = nlohmann::json::object();
+};
+
+struct LaunchTemplate {
+  std::string id, name, client_token;
+  int64_t default_version = 1, latest_version = 1;
+  double create_time = 0;
+  Tags tags;
+  std::vector<LaunchTemplateVersion> versions;  // ascending; deleted versions absent
+};
+
+// An AWS Batch compute environment; the request's JSON parts are kept as given.
+struct ComputeEnvironment {
+  std::string name, arn, type = "MANAGED", state = "ENABLED", service_role, uuid;
+  std::string status = "CREATING";  // CREATING | UPDATING | VALID | INVALID | DELETING | DELETED
+  std::string status_reason;
+  std::string next_status;          // what status becomes at ready_at ("" = none)
+  double ready_at = 0, created_at = 0;
+  nlohmann::json compute_resources;  // null for UNMANAGED
+  nlohmann::json update_policy;
+  nlohmann::json eks_configuration;
+  int64_t unmanaged_vcpus = 0;
+  Tags tags;
+};
+
+// A recorded instance (RunInstances); nothing boots.
+struct Instance {
+  std::string id, image_id, instance_type = "m5.large", reservation_id, zone, subnet_id;
+  std::string state = "pending";  // pending | running | shutting-down | terminated
+  std::string key_name, client_token, launch_template_id, launch_template_version;
+  std::vector<std::string> security_group_ids;
+  double launch_time = 0, ready_at = 0;
+  Tags tags;
 };
 
 // Keys accepted by the signature check besides the configured test identity.
@@ -131,12 +192,23 @@ struct IssuedKey {
   double expires = 0;
 };
 
+// One region's resources: every region named in a request's credential scope is a
+// world of its own, as on AWS.
 struct World {
   std::map<std::string, Image> images;
   std::map<std::string, Snapshot> snapshots;
-  std::map<std::string, Layer> layers;
   std::map<std::string, Volume> volumes;
   std::map<std::string, Parameter> parameters;
+  std::map<std::string, LaunchTemplate> launch_templates;        // by id
+  std::map<std::string, ComputeEnvironment> compute_environments;  // by name
+  std::map<std::string, Instance> instances;
+};
+
+// Everything awsemu holds: the regions' worlds plus what is global (snapshot content,
+// which copies across regions share; issued keys; id draws).
+struct Universe {
+  std::map<std::string, World> regions;
+  std::map<std::string, Layer> layers;
   std::map<std::string, IssuedKey> keys;
   // Eventual-consistency window: id -> time before which Describe* says NotFound.
   std::map<std::string, double> invisible_until;
@@ -145,9 +217,10 @@ struct World {
   uint64_t rng_draws = 0;
 };
 
-// JSON round trip of the whole world (state.json).
-nlohmann::json to_json(const World& world);
-World world_from_json(const nlohmann::json& j);
+// JSON round trip of the whole universe (state.json, format 3: per region). Formats 1
+// and 2 (one region) load as region us-east-1.
+nlohmann::json to_json(const Universe& u);
+Universe universe_from_json(const nlohmann::json& j);
 
 // Formats epoch seconds as "2026-11-25T07:39:51.000Z".
 std::string iso_time(double epoch_seconds);

@@ -203,6 +203,7 @@ void handle(Context& ctx, std::atomic<uint64_t>& fault_sequence, const httplib::
     ctx.advance();
   }
   if (auto refused = authenticate(ctx, call, raw)) return answer(std::move(*refused));
+  if (auto bad_region = check_region(call)) return answer(std::move(*bad_region));
   if (auto denied = check_denied(ctx, call)) return answer(std::move(*denied));
   Fault fault = ctx.faults().draw(call.action);
   uint64_t seq = fault_sequence++;

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -49,7 +50,8 @@ enum class Protocol { kEc2, kQuery, kJson, kRestJson };
 
 // A parsed, authenticated request.
 struct Call {
-  std::string service;   // "ec2", "ssm", "sts", "ebs"
+  std::string service;   // "ec2", "ssm", "sts", "ebs", "batch"
+  std::string region = "us-east-1";  // of the SigV4 credential scope; the host's when unsigned
   std::string action;    // "DescribeImages", "PutSnapshotBlock", ...
   Protocol protocol = Protocol::kEc2;
   std::map<std::string, std::string> params;  // Query protocols: decoded form fields
@@ -85,8 +87,37 @@ class Context {
 
   const Options& options() const { return options_; }
   std::mutex& mu() { return mu_; }
-  World& world() { return world_; }  // only with mu() held
+  // The world of the region this thread's request is for (RegionScope; the host's region
+  // outside a request). Created on first use, with the catalog's images. Only with mu() held.
+  World& world() { return world(current_region()); }
+  World& world(const std::string& region);
+  // Regions that have a world so far (mu() held).
+  std::map<std::string, World>& regions() { return universe_.regions; }
+  std::map<std::string, Layer>& layers() { return universe_.layers; }      // mu() held
+  std::map<std::string, IssuedKey>& keys() { return universe_.keys; }      // mu() held
   FaultInjector& faults() { return faults_; }
+
+  // The region of the request being handled on this thread.
+  static const std::string& current_region();
+  // Sets this thread's region for its lifetime (route() makes one per request).
+  class RegionScope {
+   public:
+    explicit RegionScope(const std::string& region);
+    ~RegionScope();
+    RegionScope(const RegionScope&) = delete;
+    RegionScope& operator=(const RegionScope&) = delete;
+
+   private:
+    std::string previous_;
+  };
+
+  // The catalog (catalog.cc) fills every region's world with Amazon's images: it is
+  // kept here so a region first named later gets them too.
+  struct CatalogEntry {
+    nlohmann::json entry;
+    std::string dir, owner_id, owner_alias;
+  };
+  std::vector<CatalogEntry>& catalog() { return catalog_; }
 
   double now() const;                     // wall clock, epoch seconds
   double after(double aws_seconds) const; // now + aws_seconds * speed
@@ -97,11 +128,12 @@ class Context {
   std::string random_bytes(size_t n);
   // Returns the next number of the seeded generator, counting draws (mu() held).
   uint64_t draw() {
-    ++world_.rng_draws;
+    ++universe_.rng_draws;
     return rng_();
   }
 
-  // Moves every due state transition (mu() held). Marks the world dirty if anything moved.
+  // Moves every due state transition in every region (mu() held). Marks the world dirty
+  // if anything moved.
   void advance();
   // Saves state.json now (mu() held); errors are logged, the request still succeeds.
   void commit();
@@ -144,7 +176,8 @@ class Context {
  private:
   Options options_;
   std::mutex mu_;
-  World world_;
+  Universe universe_;
+  std::vector<CatalogEntry> catalog_;
   FaultInjector faults_;
   std::mt19937_64 rng_;
   std::atomic<bool> dirty_{false};
@@ -155,6 +188,7 @@ class Context {
   uint64_t generation_ = 0;        // bumped under mu_ at each serialisation
   uint64_t saved_generation_ = 0;  // under save_mu_
   void write_state(const std::string& text, uint64_t generation);
+  bool advance_region(World& w, double t);
   std::mutex cache_mu_;
   std::map<std::string, std::string> checksum_cache_;
   std::map<std::string, int> puts_in_flight_;
@@ -239,6 +273,9 @@ Reply handle_ec2(Context& ctx, const Call& call);
 Reply handle_ec2_images(Context& ctx, const Call& call);   // image operations
 Reply handle_ec2_storage(Context& ctx, const Call& call);  // volumes, snapshots
 Reply handle_ssm(Context& ctx, const Call& call);
+Reply handle_batch(Context& ctx, const Call& call);  // batch.cc
+Reply handle_launch_templates(Context& ctx, const Call& call);  // launch_templates.cc
+Reply handle_instances(Context& ctx, const Call& call);         // instances.cc
 Reply handle_sts(Context& ctx, const Call& call);
 Reply handle_ebs(Context& ctx, Call& call);                // sets call.action
 Reply handle_imds(Context& ctx, const std::string& method, const std::string& path,
@@ -247,7 +284,27 @@ Reply handle_imds(Context& ctx, const std::string& method, const std::string& pa
 // Returns the EBS operation name for a REST path and method, or "" if unknown.
 std::string ebs_action(const std::string& method, const std::string& path);
 
-// Loads catalog.json from `dir` into the world (mu() held). Missing dir is an error.
+// Loads catalog.json from `dir` into every region's world (mu() held). Missing dir is
+// an error.
 Status load_catalog(Context& ctx, const std::string& dir);
+// Adds the catalog's images, snapshots and public parameters to region `region`'s world
+// `w`, with that region's ids (mu() held; called when a region's world is created).
+void add_catalog_to_region(Context& ctx, const std::string& region, World& w);
+
+// ---- regions (regions.cc) -------------------------------------------------
+
+struct RegionInfo {
+  const char* name;
+  bool opt_in;  // an opt-in region (not enabled for the account)
+};
+// The commercial regions awsemu knows, in AWS's order.
+const std::vector<RegionInfo>& known_regions();
+// Returns the region named `name`, or nullptr.
+const RegionInfo* find_region(const std::string& name);
+// Returns the error AWS gives a request signed for a region it does not serve, or none.
+std::optional<Reply> check_region(const Call& call);
+Reply describe_regions(Context& ctx, const Call& call);
+// Availability zones of a region: "<region>a".."<region>f" (mu() not needed).
+std::vector<std::string> region_zones(const std::string& region);
 
 }  // namespace amibake::emu

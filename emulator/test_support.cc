@@ -96,7 +96,7 @@ Response TestEmu::send(const std::string& service, const std::string& method,
     creds.access_key_id = access_key_id;
     creds.secret_access_key = secret_access_key;
     creds.session_token = session_token;
-    sigv4::Scope scope{std::string(amz_date, 8), "us-east-1", service};
+    sigv4::Scope scope{std::string(amz_date, 8), region, service};
     sigv4::sign(req, creds, scope, amz_date);
     headers.clear();
     for (const auto& [k, v] : req.headers) {
@@ -160,6 +160,12 @@ Response TestEmu::ssm(const std::string& operation, const nlohmann::json& body) 
   return send("ssm", "POST", "/",
               {{"content-type", "application/x-amz-json-1.1"}, {"x-amz-target", "AmazonSSM." + operation}},
               body.dump(), false);
+}
+
+Response TestEmu::batch(const std::string& operation, const nlohmann::json& body) {
+  std::string path = "/v1/";
+  for (char c : operation) path += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return send("batch", "POST", path, {{"content-type", "application/json"}}, body.dump(), false);
 }
 
 Response TestEmu::ebs(const std::string& method, const std::string& path, const std::string& body,

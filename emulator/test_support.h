@@ -55,6 +55,11 @@ class TestEmu {
   Response put_block(const std::string& snapshot, int64_t index, char fill);
   Response complete(const std::string& snapshot, int64_t count, const std::string& aggregate = "");
 
+  // Batch REST-JSON call: POST /v1/<lower-case operation>, signed for "batch".
+  Response batch(const std::string& operation, const nlohmann::json& body);
+
+  // The region requests are signed for (their credential scope); tests switch it.
+  std::string region = "us-east-1";
   // Keys used to sign; tests change them to try wrong secrets or issued keys.
   std::string access_key_id, secret_access_key, session_token;
   double client_timeout_seconds = 30;

@@ -5,7 +5,11 @@
 # create-snapshot + wait snapshot-completed, register-image + describe-images showing
 # every field back, the EBS direct round trip compared byte for byte, bad values (names,
 # device names, sizes, KMS keys, tags) refused with AWS's error codes, a wrong secret
-# refused. Exits 77 (skipped) when /usr/bin/aws is missing.
+# refused; then publishing across us-east-1 and eu-west-1: describe-regions, copy-image
+# (tags, encryption, client token), sharing, deprecation, SSM aws:ec2:image parameters
+# and history, launch template versions, Batch compute environment updates (allowed and
+# refused), instances, deregister-image with its snapshots. Exits 77 (skipped) when
+# /usr/bin/aws is missing.
 set -euo pipefail
 
 AWSEMU=${1:?usage: aws_cli_test.sh PATH/TO/awsemu}
@@ -205,5 +209,169 @@ if /usr/bin/aws --profile wrong --endpoint-url "$URL" --region us-east-1 --no-cl
   fail "a wrong secret was accepted"
 fi
 grep -q AuthFailure "$T/wrong.out" || fail "wrong secret: expected AuthFailure, got: $(cat "$T/wrong.out")"
+
+# ---- publish (issue 11): two regions, sharing, deprecation, SSM, templates, Batch, instances
+awsr() { local r=$1; shift; /usr/bin/aws --endpoint-url "$URL" --region "$r" --no-cli-pager --output json "$@"; }
+expect_error_in() {
+  local region=$1 code=$2; shift 2
+  if awsr "$region" "$@" > "$T/err.out" 2>&1; then fail "accepted: aws --region $region $*"; fi
+  grep -q "An error occurred ($code)" "$T/err.out" \
+    || fail "aws --region $region $*: expected $code, got: $(cat "$T/err.out")"
+}
+
+step "regions: describe-regions, catalog per region, unknown region refused"
+awsr us-east-1 ec2 describe-regions | field '[r["RegionName"] for r in d["Regions"]]' | grep -q "'eu-west-1'" \
+  || fail "describe-regions lacks eu-west-1"
+[ "$(awsr us-east-1 ec2 describe-regions --all-regions --region-names af-south-1 | field 'd["Regions"][0]["OptInStatus"]')" = not-opted-in ] \
+  || fail "af-south-1 opt-in status"
+EU_BASE=$(awsr eu-west-1 ec2 describe-images --owners amazon | field 'd["Images"][0]["ImageId"]')
+[ -n "$EU_BASE" ] && [ "$EU_BASE" != "$AMI" ] || fail "eu-west-1 catalog image id $EU_BASE vs $AMI"
+[ "$(awsr eu-west-1 ssm get-parameter --name /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id | field 'd["Parameter"]["Value"]')" = "$EU_BASE" ] \
+  || fail "eu-west-1 public parameter"
+expect_error_in xx-nowhere-1 AuthFailure ec2 describe-images --owners self
+
+step "copy-image us-east-1 -> eu-west-1 (tags, encryption, client token) + wait image-available"
+SRC=$(awsr us-east-1 ec2 copy-image --source-image-id "$AMI" --source-region us-east-1 --name cli-publish-src \
+        --tag-specifications 'ResourceType=image,Tags=[{Key=amibake:family,Value=cli}]' | field 'd["ImageId"]')
+awsr us-east-1 ec2 wait image-available --image-ids "$SRC"
+COPY=$(awsr eu-west-1 ec2 copy-image --source-image-id "$SRC" --source-region us-east-1 --name cli-publish \
+         --copy-image-tags --encrypted --kms-key-id alias/ami --client-token build-1-eu-west-1 | field 'd["ImageId"]')
+[ "$(awsr eu-west-1 ec2 copy-image --source-image-id "$SRC" --source-region us-east-1 --name cli-publish \
+       --copy-image-tags --encrypted --kms-key-id alias/ami --client-token build-1-eu-west-1 | field 'd["ImageId"]')" = "$COPY" ] \
+  || fail "same client token gave another image"
+expect_error_in eu-west-1 IdempotentParameterMismatch ec2 copy-image --source-image-id "$SRC" \
+  --source-region us-east-1 --name other-name --client-token build-1-eu-west-1
+awsr eu-west-1 ec2 wait image-available --image-ids "$COPY"
+CI=$(awsr eu-west-1 ec2 describe-images --image-ids "$COPY")
+[ "$(echo "$CI" | field '[t["Value"] for t in d["Images"][0]["Tags"] if t["Key"]=="amibake:family"][0]')" = cli ] \
+  || fail "copy-image-tags"
+COPY_SNAP=$(echo "$CI" | field 'd["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]')
+awsr eu-west-1 ec2 describe-snapshots --snapshot-ids "$COPY_SNAP" \
+  | field 'd["Snapshots"][0]["KmsKeyId"]' | grep -q '^arn:aws:kms:eu-west-1:123456789012:key/' || fail "copy key ARN"
+expect_error_in us-east-1 InvalidAMIID.NotFound ec2 describe-images --image-ids "$COPY"
+
+step "share: launch permissions (account, organization, OU), snapshot permission, aws/ebs refused"
+awsr eu-west-1 ec2 modify-image-attribute --image-id "$COPY" --launch-permission \
+  'Add=[{UserId=111122223333},{OrganizationArn=arn:aws:organizations::111122223333:organization/o-abc123defg},{OrganizationalUnitArn=arn:aws:organizations::111122223333:ou/o-abc123defg/ou-ab12-cdef3456}]'
+LP=$(awsr eu-west-1 ec2 describe-image-attribute --image-id "$COPY" --attribute launchPermission)
+[ "$(echo "$LP" | field 'len(d["LaunchPermissions"])')" = 3 ] || fail "launch permissions: $LP"
+echo "$LP" | field 'd["LaunchPermissions"]' | grep -q "OrganizationalUnitArn" || fail "OU permission"
+awsr eu-west-1 ec2 modify-image-attribute --image-id "$COPY" --launch-permission 'Remove=[{UserId=111122223333}]'
+[ "$(awsr eu-west-1 ec2 describe-image-attribute --image-id "$COPY" --attribute launchPermission | field 'len(d["LaunchPermissions"])')" = 2 ] \
+  || fail "remove launch permission"
+awsr eu-west-1 ec2 modify-snapshot-attribute --snapshot-id "$COPY_SNAP" --attribute createVolumePermission \
+  --operation-type add --user-ids 111122223333
+[ "$(awsr eu-west-1 ec2 describe-snapshot-attribute --snapshot-id "$COPY_SNAP" --attribute createVolumePermission | field 'd["CreateVolumePermissions"][0]["UserId"]')" = 111122223333 ] \
+  || fail "createVolumePermission"
+MANAGED=$(awsr eu-west-1 ec2 copy-image --source-image-id "$SRC" --source-region us-east-1 --name cli-managed-key \
+            --encrypted | field 'd["ImageId"]')
+expect_error_in eu-west-1 InvalidParameter ec2 modify-image-attribute --image-id "$MANAGED" \
+  --launch-permission 'Add=[{UserId=111122223333}]'
+
+step "deprecation: enable shows DeprecationTime, disable clears it"
+awsr eu-west-1 ec2 enable-image-deprecation --image-id "$COPY" --deprecate-at 2030-01-01T00:00:00Z > /dev/null
+[ "$(awsr eu-west-1 ec2 describe-images --image-ids "$COPY" | field 'd["Images"][0]["DeprecationTime"]')" = 2030-01-01T00:00:00.000Z ] \
+  || fail "deprecation time"
+awsr eu-west-1 ec2 disable-image-deprecation --image-id "$MANAGED" > /dev/null
+
+step "ssm aws:ec2:image: put, get, history; an id that is no AMI of the region never becomes the value"
+V1=$(awsr eu-west-1 ssm put-parameter --name /amibake/cli/image_id --type String --data-type aws:ec2:image \
+       --value "$COPY" | field 'd["Version"]')
+[ "$V1" = 1 ] || fail "first version $V1"
+for _ in $(seq 50); do
+  awsr eu-west-1 ssm get-parameter --name /amibake/cli/image_id > "$T/p.json" 2>/dev/null && break; sleep 0.1
+done
+[ "$(field 'd["Parameter"]["Value"]' < "$T/p.json")" = "$COPY" ] || fail "parameter value"
+expect_error_in eu-west-1 ParameterAlreadyExists ssm put-parameter --name /amibake/cli/image_id --type String \
+  --data-type aws:ec2:image --value "$COPY"
+V2=$(awsr eu-west-1 ssm put-parameter --name /amibake/cli/image_id --type String --data-type aws:ec2:image \
+       --value "$SRC" --overwrite | field 'd["Version"]')
+[ "$V2" = 2 ] || fail "second version $V2"
+sleep 0.5
+[ "$(awsr eu-west-1 ssm get-parameter --name /amibake/cli/image_id | field 'd["Parameter"]["Version"]')" = 1 ] \
+  || fail "a us-east-1 AMI id became the eu-west-1 value"
+awsr eu-west-1 ssm put-parameter --name /amibake/cli/image_id --type String --data-type aws:ec2:image \
+  --value "$MANAGED" --overwrite > /dev/null
+sleep 0.5
+H=$(awsr eu-west-1 ssm get-parameter-history --name /amibake/cli/image_id)
+[ "$(echo "$H" | field '[p["Version"] for p in d["Parameters"]]')" = "[1, 3]" ] || fail "history: $H"
+[ "$(echo "$H" | field 'd["Parameters"][-1]["Value"]')" = "$MANAGED" ] || fail "history value"
+expect_error_in eu-west-1 ValidationException ssm put-parameter --name /amibake/cli/bad --type String \
+  --data-type aws:ec2:image --value not-an-ami
+
+step "launch templates: create, version from source, modify default, describe \$Default/\$Latest, delete"
+LT=$(awsr eu-west-1 ec2 create-launch-template --launch-template-name cli-lt --version-description v1 \
+       --launch-template-data "{\"ImageId\":\"$EU_BASE\",\"InstanceType\":\"m5.large\",\"SecurityGroupIds\":[\"sg-0123456789abcdef0\"],\"BlockDeviceMappings\":[{\"DeviceName\":\"/dev/xvdb\",\"Ebs\":{\"VolumeSize\":100,\"VolumeType\":\"gp3\"}}]}" \
+     | field 'd["LaunchTemplate"]["LaunchTemplateId"]')
+NEWV=$(awsr eu-west-1 ec2 create-launch-template-version --launch-template-id "$LT" --source-version '$Default' \
+         --version-description "amibake build 1" --launch-template-data "{\"ImageId\":\"$COPY\"}" \
+       | field 'd["LaunchTemplateVersion"]["VersionNumber"]')
+[ "$NEWV" = 2 ] || fail "new version $NEWV"
+awsr eu-west-1 ec2 modify-launch-template --launch-template-name cli-lt --default-version "$NEWV" > /dev/null
+DV=$(awsr eu-west-1 ec2 describe-launch-template-versions --launch-template-name cli-lt --versions '$Default')
+[ "$(echo "$DV" | field 'd["LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"]')" = "$COPY" ] || fail "default image"
+[ "$(echo "$DV" | field 'd["LaunchTemplateVersions"][0]["LaunchTemplateData"]["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"]')" = 100 ] \
+  || fail "SourceVersion data not inherited: $DV"
+[ "$(echo "$DV" | field 'd["LaunchTemplateVersions"][0]["LaunchTemplateData"]["SecurityGroupIds"]')" = "['sg-0123456789abcdef0']" ] \
+  || fail "security groups not inherited"
+[ "$(awsr eu-west-1 ec2 describe-launch-template-versions --versions '$Latest' | field 'd["LaunchTemplateVersions"][0]["VersionNumber"]')" = 2 ] \
+  || fail "account-wide \$Latest"
+[ "$(awsr eu-west-1 ec2 describe-launch-templates --launch-template-names cli-lt | field 'd["LaunchTemplates"][0]["DefaultVersionNumber"]')" = 2 ] \
+  || fail "describe-launch-templates default version"
+expect_error_in eu-west-1 InvalidLaunchTemplateName.NotFoundException ec2 describe-launch-templates \
+  --launch-template-names nope-lt
+expect_error_in us-east-1 InvalidLaunchTemplateId.NotFound ec2 describe-launch-template-versions \
+  --launch-template-id "$LT"
+
+step "batch: create, describe, an allowed and a refused update, delete"
+awsr eu-west-1 batch create-compute-environment --compute-environment-name cli-ce --type MANAGED \
+  --compute-resources "{\"type\":\"EC2\",\"allocationStrategy\":\"BEST_FIT_PROGRESSIVE\",\"minvCpus\":0,\"maxvCpus\":16,\"instanceTypes\":[\"optimal\"],\"subnets\":[\"subnet-0123456789abcdef0\"],\"securityGroupIds\":[\"sg-0123456789abcdef0\"],\"instanceRole\":\"ecsInstanceRole\",\"ec2Configuration\":[{\"imageType\":\"ECS_AL2023\",\"imageIdOverride\":\"$EU_BASE\"}]}" > /dev/null
+awsr eu-west-1 batch create-compute-environment --compute-environment-name cli-ce-bestfit --type MANAGED \
+  --compute-resources '{"type":"EC2","allocationStrategy":"BEST_FIT","maxvCpus":4,"instanceTypes":["optimal"],"subnets":["subnet-0123456789abcdef0"],"instanceRole":"ecsInstanceRole"}' > /dev/null
+ce_status() { awsr eu-west-1 batch describe-compute-environments --compute-environments "$1" | field 'd["computeEnvironments"][0]["status"]'; }
+for _ in $(seq 50); do [ "$(ce_status cli-ce)" = VALID ] && break; sleep 0.1; done
+[ "$(ce_status cli-ce)" = VALID ] || fail "cli-ce not VALID"
+awsr eu-west-1 batch update-compute-environment --compute-environment cli-ce \
+  --compute-resources "{\"ec2Configuration\":[{\"imageType\":\"ECS_AL2023\",\"imageIdOverride\":\"$COPY\"}]}" > /dev/null
+[ "$(ce_status cli-ce)" = UPDATING ] || fail "update did not start"
+for _ in $(seq 100); do [ "$(ce_status cli-ce)" = VALID ] && break; sleep 0.1; done
+[ "$(awsr eu-west-1 batch describe-compute-environments --compute-environments "arn:aws:batch:eu-west-1:123456789012:compute-environment/cli-ce" | field 'd["computeEnvironments"][0]["computeResources"]["ec2Configuration"][0]["imageIdOverride"]')" = "$COPY" ] \
+  || fail "imageIdOverride not updated"
+for _ in $(seq 50); do [ "$(ce_status cli-ce-bestfit)" = VALID ] && break; sleep 0.1; done
+expect_error_in eu-west-1 ClientException batch update-compute-environment --compute-environment cli-ce-bestfit \
+  --compute-resources "{\"ec2Configuration\":[{\"imageType\":\"ECS_AL2023\",\"imageIdOverride\":\"$COPY\"}]}"
+awsr eu-west-1 batch update-compute-environment --compute-environment cli-ce-bestfit --compute-resources '{"maxvCpus":8}' > /dev/null
+for _ in $(seq 50); do [ "$(ce_status cli-ce-bestfit)" = VALID ] && break; sleep 0.1; done
+expect_error_in eu-west-1 ClientException batch delete-compute-environment --compute-environment cli-ce-bestfit
+awsr eu-west-1 batch update-compute-environment --compute-environment cli-ce-bestfit --state DISABLED > /dev/null
+for _ in $(seq 50); do [ "$(ce_status cli-ce-bestfit)" = VALID ] && break; sleep 0.1; done
+awsr eu-west-1 batch delete-compute-environment --compute-environment cli-ce-bestfit > /dev/null
+for _ in $(seq 50); do
+  [ "$(awsr eu-west-1 batch describe-compute-environments --compute-environments cli-ce-bestfit | field 'len(d["computeEnvironments"])')" = 0 ] && break
+  sleep 0.1
+done
+[ "$(awsr eu-west-1 batch describe-compute-environments --compute-environments cli-ce-bestfit | field 'len(d["computeEnvironments"])')" = 0 ] \
+  || fail "deleted compute environment still listed"
+
+step "instances: run, describe with filters, terminate"
+RUN=$(awsr eu-west-1 ec2 run-instances --image-id "$COPY" --instance-type m5.large --count 2 \
+        --tag-specifications 'ResourceType=instance,Tags=[{Key=purpose,Value=cli}]')
+[ "$(echo "$RUN" | field 'len(d["Instances"])')" = 2 ] || fail "run-instances count"
+I1=$(echo "$RUN" | field 'd["Instances"][0]["InstanceId"]')
+awsr eu-west-1 ec2 wait instance-running --instance-ids "$I1"
+[ "$(awsr eu-west-1 ec2 describe-instances --filters Name=image-id,Values="$COPY" Name=instance-state-name,Values=running | field 'sum(len(r["Instances"]) for r in d["Reservations"])')" = 2 ] \
+  || fail "describe-instances filters"
+awsr eu-west-1 ec2 run-instances --launch-template LaunchTemplateName=cli-lt,Version='$Default' --count 1 \
+  | field 'd["Instances"][0]["ImageId"]' | grep -qx "$COPY" || fail "run-instances from the launch template"
+[ "$(awsr eu-west-1 ec2 terminate-instances --instance-ids "$I1" | field 'd["TerminatingInstances"][0]["CurrentState"]["Name"]')" = shutting-down ] \
+  || fail "terminate-instances"
+awsr eu-west-1 ec2 wait instance-terminated --instance-ids "$I1"
+
+step "deregister-image with delete-associated-snapshots"
+DR=$(awsr eu-west-1 ec2 deregister-image --image-id "$MANAGED" --delete-associated-snapshots)
+[ "$(echo "$DR" | field 'd["DeleteSnapshotResults"][0]["ReturnCode"]')" = success ] || fail "deregister results: $DR"
+expect_error_in eu-west-1 InvalidAMIID.NotFound ec2 describe-images --image-ids "$MANAGED"
+awsr eu-west-1 ec2 delete-launch-template --launch-template-id "$LT" > /dev/null
+expect_error_in eu-west-1 InvalidLaunchTemplateId.NotFound ec2 describe-launch-templates --launch-template-ids "$LT"
 
 echo "PASS: awsemu answered the AWS CLI correctly"
