@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -505,8 +506,17 @@ TEST(EmbeddedDatavol, ArchitecturesAmibakeDoesNotBakeAreRefusedSayingWhy) {
         << s.error().message;
     EXPECT_FALSE(embedded_datavol(arch)) << arch;
   }
-  for (const auto& a : embedded_datavol_architectures()) {
-    EXPECT_TRUE(check_datavol_architecture(a)) << a;
+  auto carried = embedded_datavol_architectures();
+  for (const auto& a : carried) EXPECT_TRUE(check_datavol_architecture(a)) << a;
+  // Built without the cross toolchain (AMIBAKE_DATAVOL_ARM64=OFF or AUTO without it): an
+  // arm64 base is refused with how to get arm64 support.
+  if (std::find(carried.begin(), carried.end(), "arm64") == carried.end()) {
+    auto s = check_datavol_architecture("arm64");
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, 2);
+    EXPECT_NE(s.error().message.find("without the aarch64 cross toolchain"), std::string::npos)
+        << s.error().message;
+    EXPECT_NE(s.error().hint.find("scripts/deps"), std::string::npos) << s.error().hint;
   }
 }
 
