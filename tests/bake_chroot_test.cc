@@ -14,6 +14,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,7 @@
 #include "aws/ec2.h"
 #include "aws/sigv4.h"
 #include "aws/waiter.h"
+#include "bake/payload_install.h"
 #include "base/files.h"
 #include "base/subprocess.h"
 #include "datavol/config.h"
@@ -125,12 +127,14 @@ class Chroot : public testing::BakeFixture {
 
   // Bakes `recipe_name` both ways and checks the two AMIs are the same AMI in all that
   // matters: mappings, attributes, and every file of the root filesystem.
-  void expect_chroot_equals_direct(const std::string& recipe_name) {
-    CliRun direct = on_host({"build", recipe_copy(recipe_name, "direct")});
+  void expect_chroot_equals_direct(
+      const std::string& recipe_name,
+      const std::vector<std::pair<std::string, std::string>>& replace = {}) {
+    CliRun direct = on_host({"build", recipe_copy(recipe_name, "direct", replace)});
     ASSERT_EQ(direct.rc, 0) << direct.err;
     // The same base and recipe: without --force the direct bake's AMI would be reused
     // (rightly: the method does not change the result).
-    auto args = chroot_args(recipe_copy(recipe_name, "chroot"));
+    auto args = chroot_args(recipe_copy(recipe_name, "chroot", replace));
     args.push_back("--force");
     CliRun chroot = on_host(args);
     ASSERT_EQ(chroot.rc, 0) << chroot.err;
@@ -211,6 +215,16 @@ TEST_F(Chroot, Al2023BakeEqualsTheDirectMethodsAmi) {
 
 TEST_F(Chroot, Al1SysvBakeEqualsTheDirectMethodsAmi) {
   expect_chroot_equals_direct("al1-sysv.toml");
+}
+
+// Issue 13: an arm64 base through the chroot method (on a Graviton host the device lookups
+// are the same) gives the direct method's AMI, aarch64 datavol included.
+TEST_F(Chroot, Al2023Arm64BakeEqualsTheDirectMethodsAmi) {
+  auto archs = bake::embedded_datavol_architectures();
+  if (std::find(archs.begin(), archs.end(), "arm64") == archs.end())
+    GTEST_SKIP() << "this amibake was built without the aarch64 datavol";
+  expect_chroot_equals_direct("batch-worker.toml",
+                              {{"variant = \"al2023\"", "variant = \"al2023-arm64\""}});
 }
 
 TEST_F(Chroot, TwoBuildsAtOnceOnOneHostEachInstallIntoTheirOwnVolume) {

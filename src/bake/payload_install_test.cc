@@ -9,8 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <map>
 
 #include "base/files.h"
 #include "base/subprocess.h"
@@ -459,6 +461,63 @@ TEST_F(InstallChecks, DefaultUnitsTheImageLacksAreLeftOutOfConfigAndDropIns) {
     // no-op, and datavol always orders itself before the three.)
     EXPECT_FALSE(fs::exists(root + "/etc/systemd/system/ecs.service.d"));
   });
+}
+
+// Issue 13: each datavol this amibake carries is a static ELF of its own architecture
+// (the blob behind a name is the right binary), and architectures amibake does not bake
+// are refused with the reason.
+TEST(EmbeddedDatavol, EachCarriedBinaryIsAStaticElfOfItsArchitecture) {
+  auto archs = embedded_datavol_architectures();
+  ASSERT_FALSE(archs.empty());
+  const std::map<std::string, int> machine = {{"x86_64", 62}, {"arm64", 183}};
+  for (const auto& a : archs) {
+    SCOPED_TRACE(a);
+    ASSERT_TRUE(machine.count(a));
+    auto bin = embedded_datavol(a);
+    ASSERT_TRUE(bin) << bin.error().describe();
+    ASSERT_GT(bin->size(), 64u);
+    const auto* h = reinterpret_cast<const unsigned char*>(bin->data());
+    ASSERT_EQ(bin->compare(0, 4, "\x7f" "ELF"), 0);
+    ASSERT_EQ(h[4], 2) << "ELF64";
+    ASSERT_EQ(h[5], 1) << "little endian";
+    EXPECT_EQ(h[18] | (h[19] << 8), machine.at(a));
+    EXPECT_EQ(h[16] | (h[17] << 8), 2) << "ET_EXEC: a static, non-PIE executable";
+    uint64_t phoff = 0;
+    for (int i = 7; i >= 0; --i) phoff = (phoff << 8) | h[32 + i];
+    int phentsize = h[54] | (h[55] << 8), phnum = h[56] | (h[57] << 8);
+    ASSERT_LE(phoff + static_cast<uint64_t>(phentsize) * phnum, bin->size());
+    for (int i = 0; i < phnum; ++i) {
+      const unsigned char* p = h + phoff + static_cast<uint64_t>(i) * phentsize;
+      EXPECT_NE(p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24), 3) << "PT_INTERP: dynamic";
+    }
+  }
+}
+
+TEST(EmbeddedDatavol, ArchitecturesAmibakeDoesNotBakeAreRefusedSayingWhy) {
+  for (const std::string arch : {"i386", "x86_64_mac", "arm64_mac", "power"}) {
+    auto s = check_datavol_architecture(arch);
+    ASSERT_FALSE(s) << arch;
+    EXPECT_EQ(s.error().code, 2);
+    EXPECT_NE(s.error().message.find("'" + arch + "' is not supported"), std::string::npos)
+        << s.error().message;
+    EXPECT_NE(s.error().hint.find("al2023-arm64"), std::string::npos) << s.error().hint;
+    EXPECT_EQ(s.error().message.find("macOS") != std::string::npos,
+              arch.find("_mac") != std::string::npos)
+        << s.error().message;
+    EXPECT_FALSE(embedded_datavol(arch)) << arch;
+  }
+  auto carried = embedded_datavol_architectures();
+  for (const auto& a : carried) EXPECT_TRUE(check_datavol_architecture(a)) << a;
+  // Built without the cross toolchain (AMIBAKE_DATAVOL_ARM64=OFF or AUTO without it): an
+  // arm64 base is refused with how to get arm64 support.
+  if (std::find(carried.begin(), carried.end(), "arm64") == carried.end()) {
+    auto s = check_datavol_architecture("arm64");
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, 2);
+    EXPECT_NE(s.error().message.find("without the aarch64 cross toolchain"), std::string::npos)
+        << s.error().message;
+    EXPECT_NE(s.error().hint.find("scripts/deps"), std::string::npos) << s.error().hint;
+  }
 }
 
 }  // namespace
