@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "cli/base_cmd.h"
 #include "cli/build_cmds.h"
+#include "cli/completion.h"
 #include "cli/doctor.h"
 #include "emulator/server.h"
 #include "verify/verify_cmd.h"
@@ -117,8 +118,18 @@ int main(int argc, char** argv) {
 
   // `amibake emulator ...` is awsemu itself (same flags), so one file is enough for a
   // user's dry run. Its arguments are awsemu's, so they bypass this parser.
-  command("emulator", "run the local AWS endpoint (awsemu; same flags, see `amibake emulator --help`)",
-          [] { return 0; });
+  // Its flags are defined here too (never parsed here) so the completion lists them.
+  emu::Options emulator_options;
+  emu::CommandLineText emulator_text;
+  emu::add_command_line_options(
+      *command("emulator", "run the local AWS endpoint (awsemu; same flags, see `amibake emulator --help`)",
+               [] { return 0; }),
+      emulator_options, emulator_text);
+  std::string shell = "bash";
+  command("completion", "print the shell completion script (the package installs it)", [&] {
+    std::cout << bash_completion(app, "amibake");
+    return 0;
+  })->add_option("shell", shell, "the shell (bash)")->check(CLI::IsMember({"bash"}));
   // Internal: the payload install in a child process (bake/payload_install.h).
   if (argc == 3 && std::string_view(argv[1]) == "__install-payload") {
     return bake::run_install_payload_child(argv[2]);
