@@ -60,7 +60,8 @@ done
 dpkg-deb -x "$deb" "$work/run/root"
 bins=$(ls "$work/run/root/usr/bin" | tr '\n' ' ')
 [ "$bins" = "amibake awsemu " ] || fail "/usr/bin holds [$bins], not exactly amibake and awsemu"
-for f in usr/share/bash-completion/completions/amibake usr/share/doc/amibake/README.md \
+for f in usr/share/bash-completion/completions/amibake usr/share/man/man1/amibake.1.gz \
+         usr/share/doc/amibake/README.md \
          usr/share/doc/amibake/docs/recipe.md usr/share/doc/amibake/examples/batch-worker.toml \
          usr/share/doc/amibake/emulator/README.md; do
   [ -s "$work/run/root/$f" ] || fail "the package has no /$f"

@@ -14,6 +14,7 @@
 #include "cli/base_cmd.h"
 #include "cli/build_cmds.h"
 #include "cli/completion.h"
+#include "cli/man_page.h"
 #include "cli/doctor.h"
 #include "emulator/server.h"
 #include "verify/verify_cmd.h"
@@ -70,11 +71,16 @@ int main(int argc, char** argv) {
     std::cout << "amibake " << AMIBAKE_VERSION << "\n";
     return 0;
   });
+  bool man = false;
   command("help", "show this help", [&] {
+    if (man) {
+      std::cout << man_page(app, "amibake", AMIBAKE_VERSION);
+      return 0;
+    }
     // app.help() would describe the selected subcommand ("help" itself).
     std::cout << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
     return 0;
-  });
+  })->add_flag("--man", man, "print the manual page (roff; the package installs it as amibake.1)");
   command("doctor", "check credentials, region, endpoints and this host",
           [&] { return run_doctor(g.settings(), std::cout); });
   BaseFlags base_flags;
