@@ -124,12 +124,17 @@ int main(int argc, char** argv) {
 
   // `amibake emulator ...` is awsemu itself (same flags), so one file is enough for a
   // user's dry run. Its arguments are awsemu's, so they bypass this parser.
-  // Its flags are defined here too (never parsed here) so the completion lists them.
+  // Its flags are defined here too so the completion and the manual page list them; this
+  // parser only sees them when something precedes `emulator`, which awsemu cannot take.
   emu::Options emulator_options;
   emu::CommandLineText emulator_text;
   emu::add_command_line_options(
       *command("emulator", "run the local AWS endpoint (awsemu; same flags, see `amibake emulator --help`)",
-               [] { return 0; }),
+               [] {
+                 std::cerr << "amibake: emulator must be the first argument (its flags are "
+                              "awsemu's)\n  hint: run `amibake emulator --data DIR ...`\n";
+                 return 2;
+               }),
       emulator_options, emulator_text);
   std::string shell = "bash";
   command("completion", "print the shell completion script (the package installs it)", [&] {
