@@ -42,7 +42,8 @@ mkdir -p "$work/run"
 
 step "building the package (scripts/package)"
 t0=$SECONDS
-deb=$(AMIBAKE_PACKAGE_BUILD_DIR="$work/build" "$src/scripts/package")
+# Its own build folder, unless AMIBAKE_PACKAGE_BUILD_DIR names one (e.g. scripts/package's).
+deb=$(AMIBAKE_PACKAGE_BUILD_DIR="${AMIBAKE_PACKAGE_BUILD_DIR:-$work/build}" "$src/scripts/package")
 echo "   $deb: $(stat -c %s "$deb") bytes, built in $((SECONDS - t0)) s"
 version=$(dpkg-deb -f "$deb" Version)
 [ "$(basename "$deb")" = "amibake_${version}_amd64.deb" ] || fail "unexpected file name $(basename "$deb")"
