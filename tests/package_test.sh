@@ -5,10 +5,12 @@
 #     for every shared library the binaries need; only amibake and awsemu in /usr/bin;
 #  3. apt-get install ./amibake_<version>_amd64.deb resolves the Depends;
 #  4. the installed /usr/bin/amibake: --version, the installed completion against its
-#     --help, `amibake doctor`, and a bake of the installed example recipe against the
-#     installed /usr/bin/awsemu serving the fixture catalog, with fusermount3 hidden (the
-#     lazy fetch must not need the fuse3 package);
-#  5. apt-get purge removes it: not installed, dpkg -L empty, every file gone.
+#     --help, then package_use.sh: `amibake doctor` and a bake of the installed example
+#     recipe against the installed /usr/bin/awsemu serving the fixture catalog, with
+#     fusermount3 hidden (the lazy fetch must not need the fuse3 package);
+#  5. apt-get purge removes it: not installed, dpkg -L empty, every file gone;
+#  6. the same install, use and purge in a fresh Debian 12 minbase chroot (debootstrap,
+#     cached), where only Depends brings what amibake needs.
 # It changes the machine's packages, so it runs only as root and only when asked
 # (AMIBAKE_TEST_PACKAGE=1; .ci/run sets it); elsewhere it skips with code 77.
 #   package_test.sh SOURCE_DIR FIXTURES_DIR WORK_DIR
@@ -26,9 +28,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -o DPkg::Lock::Timeout=600 -y -q "$@"; }
 installed() { dpkg-query -W -f='${Status}' amibake 2>/dev/null | grep -q "ok installed"; }
 
-emu_pid=
 cleanup() {
-  [ -n "$emu_pid" ] && { kill "$emu_pid" 2>/dev/null; wait "$emu_pid" 2>/dev/null || true; }
   # Never leave the package behind on a failed run.
   if installed; then apt_get purge amibake >/dev/null 2>&1 || true; fi
 }
@@ -111,49 +111,14 @@ step "the installed completion against the installed amibake's --help"
 step "the catalog of base images (tests/fixtures/make-base-images, cached)"
 "$src/tests/fixtures/make-base-images" "$fixtures" >/dev/null
 
-step "the installed awsemu"
-# awsemu's fixed test identity (emulator/README.md); nothing of this machine's AWS setup.
-export AWS_ACCESS_KEY_ID=AKIAAWSEMU0EXAMPLE00
-export AWS_SECRET_ACCESS_KEY=awsemu+Test+Secret+Key/NOT+A+REAL+SECRET0
-export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AMIBAKE_POLL_MS=100
-export AWS_CONFIG_FILE=$work/run/no-config AWS_SHARED_CREDENTIALS_FILE=$work/run/no-credentials
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_REGION || true
-export XDG_STATE_HOME=$work/run/state AMIBAKE_WORK_DIR=$work/run/work TMPDIR=$work/run/tmp
-mkdir -p "$TMPDIR"
-awsemu --port 0 --data "$work/run/emu" --catalog "$fixtures" --speed 0 \
-  >"$work/run/awsemu.out" 2>"$work/run/awsemu.log" &
-emu_pid=$!
-url=
-for _ in $(seq 300); do
-  url=$(sed -n 's/^awsemu listening on \(http:[^ ]*\).*/\1/p' "$work/run/awsemu.out" | head -1)
-  [ -n "$url" ] && break
-  kill -0 "$emu_pid" 2>/dev/null || { cat "$work/run/awsemu.log" >&2; fail "awsemu exited"; }
-  sleep 0.1
-done
-[ -n "$url" ] || fail "awsemu did not say where it listens; see $work/run/awsemu.log"
-case $url in http://127.0.0.1:*) ;; *) fail "awsemu listens on $url, not loopback" ;; esac
-export AWS_ENDPOINT_URL=$url
-echo "   $url"
-
-step "amibake doctor"
-amibake doctor || fail "amibake doctor failed against the installed awsemu"
-
-step "amibake build /usr/share/doc/amibake/examples/batch-worker.toml (lazy fetch, fusermount3 hidden)"
-t0=$SECONDS
+step "use it: tests/package_use.sh, fusermount3 hidden"
+# A private mount namespace: the bind mount over fusermount3 is seen by this use only.
 hide_fusermount=
 for f in /usr/bin/fusermount3 /bin/fusermount3; do
   [ -e "$f" ] && { hide_fusermount="mount --bind /dev/null $f && "; break; }
 done
-# A private mount namespace: the bind mount over fusermount3 is seen by this bake only.
-ami=$(unshare --mount --propagation private sh -c \
-  "${hide_fusermount}exec amibake build /usr/share/doc/amibake/examples/batch-worker.toml --fetch lazy" \
-  2>"$work/run/build.log") || { tail -20 "$work/run/build.log" >&2; fail "the bake failed"; }
-[[ $ami =~ ^ami-[0-9a-f]{17}$ ]] || fail "amibake build printed '$ami', not an AMI id"
-echo "   baked $ami in $((SECONDS - t0)) s"
-tail -3 "$work/run/build.log"
-described=$(amibake base --ami "$ami" --json)
-grep -q "\"$ami\"" <<<"$described" || fail "amibake base --ami $ami does not describe it"
-kill "$emu_pid"; wait "$emu_pid" 2>/dev/null || true; emu_pid=
+unshare --mount --propagation private sh -c "${hide_fusermount}exec \"\$0\" \"\$1\" \"\$2\"" \
+  "$src/tests/package_use.sh" "$fixtures" "$work/run/use" || fail "using the installed package"
 
 step "apt-get purge amibake"
 apt_get purge amibake >"$work/run/apt-purge.log" 2>&1 || { cat "$work/run/apt-purge.log" >&2; fail "purge"; }
@@ -164,4 +129,43 @@ hash -r
 ! command -v amibake >/dev/null || fail "amibake is still on PATH at $(command -v amibake)"
 for f in $file_list; do [ ! -e "$f" ] || fail "$f is left after purge"; done
 [ ! -e /usr/share/doc/amibake ] || fail "/usr/share/doc/amibake is left after purge"
-step "package test passed: $(wc -w <<<"$file_list") files installed and removed"
+
+step "a fresh Debian 12 (debootstrap minbase, cached): apt-get install the .deb, use it, purge"
+# What the host stages cannot show: that Depends is enough on a machine without the build
+# dependencies. Downloads from the Debian mirror (debootstrap once, apt-get each run).
+cache=${AMIBAKE_FIXTURE_CACHE:-/var/tmp/amibake-fixture-cache}
+minbase=$cache/package-minbase-bookworm.tar
+if [ ! -s "$minbase" ]; then
+  t0=$SECONDS
+  mkdir -p "$cache"
+  tmp=$(mktemp -d "$cache/package-minbase.XXXXXX")
+  debootstrap --variant=minbase bookworm "$tmp/root" "${AMIBAKE_DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+    >"$work/run/debootstrap.log" 2>&1 || { tail -5 "$work/run/debootstrap.log" >&2; fail "debootstrap"; }
+  tar -C "$tmp/root" -cf "$minbase.tmp" . && mv "$minbase.tmp" "$minbase"
+  rm -rf "$tmp"
+  echo "   debootstrapped and cached in $((SECONDS - t0)) s: $minbase"
+fi
+fresh=$work/run/fresh
+mkdir -p "$fresh" && tar -C "$fresh" -xf "$minbase"
+cp "$deb" "$src/tests/package_use.sh" "$fresh/tmp/"
+cp /etc/resolv.conf "$fresh/etc/resolv.conf"
+mkdir -p "$fresh/fixtures"
+cat >"$fresh/tmp/fresh.sh" <<INSIDE
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -q /tmp/$(basename "$deb") >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; exit 1; }
+echo "   apt-get install set up \$(grep -c '^Setting up' /tmp/apt.log) packages; fusermount3: \$(command -v fusermount3 || echo absent)"
+[ "\$(amibake --version)" = "amibake $version" ] || { echo "FAIL: amibake --version" >&2; exit 1; }
+bash /tmp/package_use.sh /fixtures /tmp/use
+apt-get purge -y -q amibake >/dev/null
+[ -z "\$(dpkg -L amibake 2>/dev/null || true)" ] || { echo "FAIL: dpkg -L lists files after purge" >&2; exit 1; }
+for f in $(echo $file_list); do [ ! -e "\$f" ] || { echo "FAIL: \$f is left after purge" >&2; exit 1; }; done
+INSIDE
+t0=$SECONDS
+unshare --mount --propagation private sh -c 'mount -t proc proc "$0/proc" && mount -t sysfs sys "$0/sys" &&
+  mount --rbind /dev "$0/dev" && mount --bind "$1" "$0/fixtures" && exec chroot "$0" bash /tmp/fresh.sh' \
+  "$fresh" "$fixtures" || fail "the package on a fresh Debian 12"
+echo "   fresh Debian 12: installed, used and purged in $((SECONDS - t0)) s"
+rm -rf "$fresh"
+step "package test passed: $(wc -w <<<"$file_list") files installed and removed, here and on a fresh Debian 12"
