@@ -50,8 +50,8 @@ install(FILES ${AMIBAKE_MAN_PAGE} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 # Depends = the shared libraries (dpkg-shlibdeps: libc6, libstdc++6, libcurl4, libssl3,
 # libpugixml1v5, libfuse3-3, libblkid1, libcpp-httplib0.11, ...) + the programs amibake runs
 # on the build host, read from src/: mkfs.xfs (xfsprogs) and mkfs.ext4 (e2fsprogs), which
-# the bake's scratch check of mkfs/mount options and `amibake doctor` run; mount and umount
-# (mount); and ca-certificates, without which libcurl cannot verify AWS's TLS certificates
+# the bake's scratch check of the recipe's mkfs/mount options runs (and `amibake doctor`
+# looks for); mount and umount (mount), which that check runs too; and ca-certificates, without which libcurl cannot verify AWS's TLS certificates
 # (libcurl4 only recommends it). Loop devices are ioctls and FUSE is mounted by libfuse as
 # root (no fusermount3), so util-linux (essential anyway) and fuse3 are not needed. mdadm
 # and the image's own mkfs run inside the AMI, not here. QEMU is only for `amibake verify
