@@ -9,6 +9,10 @@
 #include "base/result.h"
 #include "emulator/service.h"
 
+namespace CLI {
+class App;
+}
+
 namespace amibake::emu {
 
 class Emulator {
@@ -38,6 +42,16 @@ class Emulator {
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
 };
+
+// The flag values parse_command_line turns into Options after parsing.
+struct CommandLineText {
+  std::string faults, deny, latency;
+  bool no_verify = false;
+};
+
+// Defines awsemu's flags on `app`, bound to `o` and `text`. parse_command_line uses it,
+// and so does amibake's table for `amibake emulator` (its completion lists these flags).
+void add_command_line_options(CLI::App& app, Options& o, CommandLineText& text);
 
 // Parses awsemu's command line into options; on --help or a usage error returns an
 // error whose code is 0 (help) or 2 (usage) and whose message is the text to print.

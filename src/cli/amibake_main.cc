@@ -13,6 +13,8 @@
 #include "base/log.h"
 #include "cli/base_cmd.h"
 #include "cli/build_cmds.h"
+#include "cli/completion.h"
+#include "cli/man_page.h"
 #include "cli/doctor.h"
 #include "emulator/server.h"
 #include "verify/verify_cmd.h"
@@ -75,11 +77,16 @@ int main(int argc, char** argv) {
     std::cout << version << "\n";
     return 0;
   });
+  bool man = false;
   command("help", "show this help", [&] {
+    if (man) {
+      std::cout << man_page(app, "amibake", AMIBAKE_VERSION);
+      return 0;
+    }
     // app.help() would describe the selected subcommand ("help" itself).
     std::cout << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
     return 0;
-  });
+  })->add_flag("--man", man, "print the manual page (roff; the package installs it as amibake.1)");
   command("doctor", "check credentials, region, endpoints and this host",
           [&] { return run_doctor(g.settings(), std::cout); });
   BaseFlags base_flags;
@@ -134,8 +141,23 @@ int main(int argc, char** argv) {
 
   // `amibake emulator ...` is awsemu itself (same flags), so one file is enough for a
   // user's dry run. Its arguments are awsemu's, so they bypass this parser.
-  command("emulator", "run the local AWS endpoint (awsemu; same flags, see `amibake emulator --help`)",
-          [] { return 0; });
+  // Its flags are defined here too so the completion and the manual page list them; this
+  // parser only sees them when something precedes `emulator`, which awsemu cannot take.
+  emu::Options emulator_options;
+  emu::CommandLineText emulator_text;
+  emu::add_command_line_options(
+      *command("emulator", "run the local AWS endpoint (awsemu; same flags, see `amibake emulator --help`)",
+               [] {
+                 std::cerr << "amibake: emulator must be the first argument (its flags are "
+                              "awsemu's)\n  hint: run `amibake emulator --data DIR ...`\n";
+                 return 2;
+               }),
+      emulator_options, emulator_text);
+  std::string shell = "bash";
+  command("completion", "print the shell completion script (the package installs it)", [&] {
+    std::cout << bash_completion(app, "amibake");
+    return 0;
+  })->add_option("shell", shell, "the shell (bash)")->check(CLI::IsMember({"bash"}));
   // Internal: the payload install in a child process (bake/payload_install.h).
   if (argc == 3 && std::string_view(argv[1]) == "__install-payload") {
     return bake::run_install_payload_child(argv[2]);
