@@ -49,10 +49,10 @@ struct FakeSso {
         res.set_content(R"({"message":"Session token not found or invalid"})", "application/json");
         return;
       }
-      auto expiration = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            (std::chrono::system_clock::now() + std::chrono::hours(1))
-                                .time_since_epoch())
-                            .count();
+      auto expiration =
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              (std::chrono::system_clock::now() + std::chrono::hours(1)).time_since_epoch())
+              .count();
       nlohmann::json j = {{"roleCredentials",
                            {{"accessKeyId", "AKIAAWSEMU0EXAMPLE00"},
                             {"secretAccessKey", "awsemu+Test+Secret+Key/NOT+A+REAL+SECRET0"},

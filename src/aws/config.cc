@@ -5,8 +5,8 @@
 // The INI dialect: '#' and ';' start comments, "[default]" and "[profile x]" in
 // config, "[x]" in credentials; indented lines continue a nested key (such as an
 // "s3 =" block) and are ignored here. Sections that are not profiles ("[sso-session]",
-// "[services]") are kept apart from profiles (below). Keys are case-insensitive. The credentials file wins
-// when both files define the same key of a profile.
+// "[services]") are kept apart from profiles (below). Keys are case-insensitive. The credentials
+// file wins when both files define the same key of a profile.
 //
 // "[sso-session x]" sections are kept for IAM Identity Center profiles (sso.cc);
 // "[services x]" sections keep their nested "service =" blocks (endpoint_url), which a
@@ -71,8 +71,8 @@ bool strip_kind(const std::string& name, std::string_view kind, std::string* res
 Result<IniSections> parse_ini(std::string_view text, bool config_style, const std::string& path) {
   IniSections out;
   ProfileSection* current = nullptr;
-  ServiceSection* services = nullptr;   // set inside a [services x] section
-  ProfileSection* nested = nullptr;     // the "ec2 =" block being read in it
+  ServiceSection* services = nullptr;  // set inside a [services x] section
+  ProfileSection* nested = nullptr;    // the "ec2 =" block being read in it
   size_t start = 0;
   int line_no = 0;
   while (start <= text.size()) {

@@ -266,8 +266,8 @@ class AssumeRoleProvider : public CredentialsProvider {
   static constexpr std::chrono::minutes kCacheWindow{15};  // botocore's expiry window
 
   std::string cache_path() const {
-    std::string dir = settings_.cache_dir.empty() ? env_or("HOME") + "/.aws/cli/cache"
-                                                  : settings_.cache_dir;
+    std::string dir =
+        settings_.cache_dir.empty() ? env_or("HOME") + "/.aws/cli/cache" : settings_.cache_dir;
     return dir + "/" + assume_role_cache_key(settings_) + ".json";
   }
 
@@ -299,8 +299,8 @@ class AssumeRoleProvider : public CredentialsProvider {
     auto c = parse_credentials_json(j["Credentials"].dump(), path);
     if (!c || !c->expiration) return std::nullopt;
     if (*c->expiration - kCacheWindow <= std::chrono::system_clock::now()) return std::nullopt;
-    c->source = "assume-role " + settings_.role_arn + " via " + origin_ + " (MFA session cached in " +
-                path + ")";
+    c->source = "assume-role " + settings_.role_arn + " via " + origin_ +
+                " (MFA session cached in " + path + ")";
     return *c;
   }
 
@@ -315,8 +315,9 @@ class AssumeRoleProvider : public CredentialsProvider {
     std::string path = cache_path();
     Status st = make_dirs(path.substr(0, path.rfind('/')), 0700);
     if (st) st = write_file_atomic(path, j.dump(), 0600);
-    if (!st) log::warn("assume role " + settings_.role_arn + ": MFA session not cached: " +
-                       st.error().message + ", ignoring");
+    if (!st)
+      log::warn("assume role " + settings_.role_arn +
+                ": MFA session not cached: " + st.error().message + ", ignoring");
   }
 
   AssumeRoleSettings settings_;
@@ -331,7 +332,8 @@ std::string assume_role_cache_key(const AssumeRoleSettings& s) {
   // Python's json.dumps(args, sort_keys=True): keys sorted, ", " and ": " separators.
   std::vector<std::pair<std::string, std::string>> args;  // name -> JSON value
   auto str = [](const std::string& v) { return nlohmann::json(v).dump(); };
-  if (s.duration_seconds > 0) args.emplace_back("DurationSeconds", std::to_string(s.duration_seconds));
+  if (s.duration_seconds > 0)
+    args.emplace_back("DurationSeconds", std::to_string(s.duration_seconds));
   if (!s.external_id.empty()) args.emplace_back("ExternalId", str(s.external_id));
   args.emplace_back("RoleArn", str(s.role_arn));
   if (!s.session_name.empty()) args.emplace_back("RoleSessionName", str(s.session_name));

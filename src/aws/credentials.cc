@@ -146,8 +146,9 @@ Result<std::shared_ptr<CredentialsProvider>> role_provider(const ChainContext& c
     char* end = nullptr;
     long v = std::strtol(d.c_str(), &end, 10);
     if (*end != '\0' || v < 900 || v > 43200) {
-      return make_error(origin + ": duration_seconds \"" + d + "\" is not a number of seconds "
-                                 "from 900 to 43200",
+      return make_error(origin + ": duration_seconds \"" + d +
+                            "\" is not a number of seconds "
+                            "from 900 to 43200",
                         "set duration_seconds to at most the role's maximum session duration");
     }
     s.duration_seconds = static_cast<int>(v);

@@ -43,7 +43,8 @@ std::string json_str(const nlohmann::json& j, const char* key) {
 }
 
 std::string until(SystemTime t) {
-  auto left = std::chrono::duration_cast<std::chrono::minutes>(t - std::chrono::system_clock::now());
+  auto left =
+      std::chrono::duration_cast<std::chrono::minutes>(t - std::chrono::system_clock::now());
   if (left.count() <= 0) return "expired at " + format_iso8601(t);
   if (left.count() < 120) return "expires in " + std::to_string(left.count()) + " min";
   return "expires in " + std::to_string(left.count() / 60) + "h";
@@ -54,7 +55,8 @@ std::string until(SystemTime t) {
 Error session_over(const SsoProfile& p, const std::string& why) {
   return make_error("profile \"" + p.profile +
                         "\": The SSO session associated with this profile has expired or is "
-                        "otherwise invalid (" + why + ")",
+                        "otherwise invalid (" +
+                        why + ")",
                     "To refresh this SSO session run `" + p.login_command() + "`");
 }
 
@@ -75,11 +77,11 @@ Result<CachedToken> load_token(const SsoProfile& p) {
   AMIBAKE_ASSIGN(std::string text, read_file(path));
   CachedToken t;
   t.doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  std::string invalid =
-      "profile \"" + p.profile + "\": Error loading SSO Token: Token for " + p.start_url +
-      " is invalid (" + path + ")";
-  if (!t.doc.is_object()) return make_error(invalid + ": not a JSON object",
-                                            "sign in again with `" + p.login_command() + "`");
+  std::string invalid = "profile \"" + p.profile + "\": Error loading SSO Token: Token for " +
+                        p.start_url + " is invalid (" + path + ")";
+  if (!t.doc.is_object())
+    return make_error(invalid + ": not a JSON object",
+                      "sign in again with `" + p.login_command() + "`");
   t.token.access_token = json_str(t.doc, "accessToken");
   std::string expires = json_str(t.doc, "expiresAt");
   if (t.token.access_token.empty() || expires.empty()) {
@@ -93,10 +95,9 @@ Result<CachedToken> load_token(const SsoProfile& p) {
     return make_error(invalid + ": expiresAt \"" + expires + "\" is not an ISO 8601 time",
                       "sign in again with `" + p.login_command() + "`");
   }
-  t.token.refreshable = !json_str(t.doc, "refreshToken").empty() &&
-                        !json_str(t.doc, "clientId").empty() &&
-                        !json_str(t.doc, "clientSecret").empty() &&
-                        !json_str(t.doc, "registrationExpiresAt").empty();
+  t.token.refreshable =
+      !json_str(t.doc, "refreshToken").empty() && !json_str(t.doc, "clientId").empty() &&
+      !json_str(t.doc, "clientSecret").empty() && !json_str(t.doc, "registrationExpiresAt").empty();
   return t;
 }
 
@@ -118,8 +119,9 @@ std::string answer_error(const HttpResult& r) {
 }
 
 bool transient(const HttpResult& r) {
-  if (!r.ok()) return r.error->kind != TransportErrorKind::kTls &&
-                      r.error->kind != TransportErrorKind::kPolicy;
+  if (!r.ok())
+    return r.error->kind != TransportErrorKind::kTls &&
+           r.error->kind != TransportErrorKind::kPolicy;
   return r.response.status == 429 || r.response.status >= 500;
 }
 
@@ -233,8 +235,8 @@ class SsoProvider : public CredentialsProvider {
   // Step 4: GetRoleCredentials.
   Result<Credentials> role_credentials(const SsoToken& token) {
     HttpRequest req;
-    req.url = endpoints_.portal + "/federation/credentials?role_name=" +
-              sigv4::uri_encode(profile_.role_name) +
+    req.url = endpoints_.portal +
+              "/federation/credentials?role_name=" + sigv4::uri_encode(profile_.role_name) +
               "&account_id=" + sigv4::uri_encode(profile_.account_id);
     req.headers = {{"x-amz-sso_bearer_token", token.access_token}};
     HttpResult r = send_with_retries(*transport_, req);
@@ -244,11 +246,12 @@ class SsoProvider : public CredentialsProvider {
     }
     if (!r.ok()) return make_error(subject + ": " + r.error->message, r.error->hint);
     if (r.response.status != 200) {
-      return make_error(subject + ": " + answer_error(r),
-                        r.response.status == 404
-                            ? "check sso_account_id and sso_role_name; `aws sso list-account-roles` "
-                              "lists the roles this sign-in may use"
-                            : "");
+      return make_error(
+          subject + ": " + answer_error(r),
+          r.response.status == 404
+              ? "check sso_account_id and sso_role_name; `aws sso list-account-roles` "
+                "lists the roles this sign-in may use"
+              : "");
     }
     auto j = nlohmann::json::parse(r.response.body, nullptr, /*allow_exceptions=*/false);
     auto rc = j.is_object() ? j.find("roleCredentials") : j.end();
@@ -265,8 +268,8 @@ class SsoProvider : public CredentialsProvider {
       return make_error(subject + ": answer lacks accessKeyId, secretAccessKey or expiration");
     }
     c.expiration = SystemTime(std::chrono::milliseconds(exp->get<int64_t>()));
-    c.source = "IAM Identity Center " + profile_.describe() + ", token " +
-               until(token.expires_at) + " (profile " + profile_.profile + ")";
+    c.source = "IAM Identity Center " + profile_.describe() + ", token " + until(token.expires_at) +
+               " (profile " + profile_.profile + ")";
     return c;
   }
 
@@ -335,12 +338,11 @@ Result<std::optional<SsoProfile>> read_sso_profile(const ProfileFiles& files,
       missing += (missing.empty() ? "" : ", ") + key;
   }
   if (!missing.empty()) {
-    return make_error("The profile \"" + name +
-                          "\" is configured to use SSO but is missing required configuration: " +
-                          missing,
-                      "add them to " + where +
-                          (p->count("sso_session") ? " or its [sso-session] section" : "") +
-                          " (`aws configure sso` writes them)");
+    return make_error(
+        "The profile \"" + name +
+            "\" is configured to use SSO but is missing required configuration: " + missing,
+        "add them to " + where + (p->count("sso_session") ? " or its [sso-session] section" : "") +
+            " (`aws configure sso` writes them)");
   }
   SsoProfile out;
   out.profile = name;

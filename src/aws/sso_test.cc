@@ -46,21 +46,20 @@ struct FakeSso {
                                                         httplib::Response& res) {
       {
         std::lock_guard lock(mu);
-        portal.push_back({req.target, req.get_header_value("x-amz-sso_bearer_token"), req.body,
-                          ""});
+        portal.push_back(
+            {req.target, req.get_header_value("x-amz-sso_bearer_token"), req.body, ""});
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(portal_delay_ms.load()));
       if (portal_status != 200) {
         res.status = portal_status;
         res.set_header("x-amzn-ErrorType", "UnauthorizedException");
-        res.set_content(R"({"message":"Session token not found or invalid"})",
-                        "application/json");
+        res.set_content(R"({"message":"Session token not found or invalid"})", "application/json");
         return;
       }
-      auto expiration = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            (std::chrono::system_clock::now() + std::chrono::hours(1))
-                                .time_since_epoch())
-                            .count();
+      auto expiration =
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              (std::chrono::system_clock::now() + std::chrono::hours(1)).time_since_epoch())
+              .count();
       nlohmann::json j = {{"roleCredentials",
                            {{"accessKeyId", access_key},
                             {"secretAccessKey", secret_key},
@@ -225,9 +224,11 @@ TEST(SsoProfile, TokenCacheIsTheSha1OfTheSessionNameOrStartUrl) {
   env.set("HOME", "/h");
   // Expected names from botocore's SSOTokenLoader._generate_cache_key for these inputs.
   SsoProfile s{"dev", "my-sso", "https://my-sso-portal.awsapps.com/start", "us-east-1", "1", "R"};
-  EXPECT_EQ(s.token_cache_path(), "/h/.aws/sso/cache/0ad374308c5a4e22f723adf10145eafad7c4031c.json");
+  EXPECT_EQ(s.token_cache_path(),
+            "/h/.aws/sso/cache/0ad374308c5a4e22f723adf10145eafad7c4031c.json");
   s.session_name.clear();
-  EXPECT_EQ(s.token_cache_path(), "/h/.aws/sso/cache/c7aaaf71fcc8777ae2475525ed049d39fe16c484.json");
+  EXPECT_EQ(s.token_cache_path(),
+            "/h/.aws/sso/cache/c7aaaf71fcc8777ae2475525ed049d39fe16c484.json");
 }
 
 // --- the token and the portal ---
