@@ -108,23 +108,26 @@ Result<IniSections> parse_ini(std::string_view text, bool config_style, const st
       continue;
     }
     size_t eq = line.find('=');
+    bool indented = std::isspace(static_cast<unsigned char>(raw.front()));
+    if (indented) {
+      // A nested value: in a [services] block ("ec2 =" then "  endpoint_url = ...") it
+      // belongs to that service; under a profile key (an "s3 =" block) it is not read.
+      if (services && nested && eq != std::string::npos) {
+        (*nested)[lower(trim(std::string_view(line).substr(0, eq)))] =
+            trim(std::string_view(line).substr(eq + 1));
+      }
+      continue;
+    }
     if (eq == std::string::npos) {
       return make_error(path + ":" + std::to_string(line_no) + ": expected key = value",
                         "fix or remove the line");
     }
     std::string key = lower(trim(std::string_view(line).substr(0, eq)));
     std::string value = trim(std::string_view(line).substr(eq + 1));
-    bool indented = std::isspace(static_cast<unsigned char>(raw.front()));
     if (services) {
-      // "ec2 =" opens a block; its indented "endpoint_url = ..." lines belong to it.
-      if (!indented) {
-        nested = value.empty() ? &(*services)[service_key(key)] : nullptr;
-      } else if (nested) {
-        (*nested)[key] = value;
-      }
+      nested = value.empty() ? &(*services)[service_key(key)] : nullptr;
       continue;
     }
-    if (indented) continue;  // nested value of a profile key (an "s3 =" block): not read
     if (!current) continue;  // key outside a known section
     (*current)[key] = value;
   }

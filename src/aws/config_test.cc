@@ -197,6 +197,12 @@ TEST(ProfileFiles, SsoSessionAndServicesSectionsAreKeptApart) {
   EXPECT_EQ(f->services_of("nobody"), nullptr);
 }
 
+TEST(ProfileFiles, IndentedLinesWithoutAValueAreNotErrors) {
+  auto f = ProfileFiles::parse("[profile p]\nregion = eu-west-1\n  some continuation\n", "");
+  ASSERT_TRUE(f.has_value()) << f.error().message;
+  EXPECT_EQ(f->find("p")->at("region"), "eu-west-1");
+}
+
 // SDK order: --endpoint-url, AWS_ENDPOINT_URL_<SVC>, [services] <svc>, AWS_ENDPOINT_URL,
 // the profile's endpoint_url, the default.
 TEST(Endpoints, ServicesSectionSitsBetweenServiceAndGlobalVariables) {
