@@ -199,7 +199,7 @@ TEST_F(CredentialsE2e, DoctorNamesTheSsoSourceAndTheIdentity) {
   std::string out, err;
   run({"doctor", "--profile", "dev"}, &out, &err);
   EXPECT_NE(out.find("from IAM Identity Center sso-session corp, account 123456789012, role Admin, "
-                     "token expires in 2h"),
+                     "token expires in 3h"),
             std::string::npos)
       << out;
   EXPECT_NE(out.find("✓ identity: account 123456789012"), std::string::npos) << out;

@@ -47,7 +47,7 @@ std::string until(SystemTime t) {
       std::chrono::duration_cast<std::chrono::minutes>(t - std::chrono::system_clock::now());
   if (left.count() <= 0) return "expired at " + format_iso8601(t);
   if (left.count() < 120) return "expires in " + std::to_string(left.count()) + " min";
-  return "expires in " + std::to_string(left.count() / 60) + "h";
+  return "expires in " + std::to_string((left.count() + 30) / 60) + "h";  // nearest hour
 }
 
 // The AWS CLI's words for a session that is over (UnauthorizedSSOTokenError), with

@@ -245,7 +245,7 @@ TEST(SsoCredentials, ValidTokenGetsRoleCredentialsWithTheExactRequest) {
   ASSERT_TRUE(c->expiration.has_value());
   EXPECT_GT(*c->expiration, std::chrono::system_clock::now() + std::chrono::minutes(50));
   EXPECT_NE(c->source.find("sso-session corp, account 111122223333, role Admin, token expires in "
-                           "2h"),
+                           "3h"),
             std::string::npos)
       << c->source;
   ASSERT_EQ(h.sso.portal_calls(), 1u);
