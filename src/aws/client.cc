@@ -474,8 +474,14 @@ Result<std::unique_ptr<AwsClient>> make_client(const ClientSettings& settings) {
   AwsClient::Options o;
   o.region = region.region;
   o.region_source = region.source;
-  o.endpoints = EndpointResolver(region.region, settings, section);
-  o.transport = make_curl_transport();
+  std::string services_name = section && section->count("services") ? section->at("services") : "";
+  o.endpoints = EndpointResolver(region.region, settings, section, files.services_of(profile),
+                                 services_name);
+  // ca_bundle: AWS_CA_BUNDLE wins (read by the transport on every request), else the
+  // profile's, so TLS through a re-signing proxy verifies against the proxy's CA.
+  std::string ca_bundle = section && section->count("ca_bundle") ? section->at("ca_bundle") : "";
+  if (ca_bundle.rfind("~/", 0) == 0) ca_bundle = env_or("HOME") + ca_bundle.substr(1);
+  o.transport = make_curl_transport(ca_bundle);
   o.retry = retry;
   CredentialsOptions co;
   co.profile = settings.profile.value_or("");
@@ -486,6 +492,7 @@ Result<std::unique_ptr<AwsClient>> make_client(const ClientSettings& settings) {
   if (o.endpoints.endpoint_source("sts") != "default")
     co.sts_endpoint = o.endpoints.endpoint("sts");
   co.transport = o.transport;
+  co.mfa_code = settings.mfa_code.value_or("");
   AMIBAKE_ASSIGN(std::unique_ptr<CredentialsProvider> creds, make_default_credentials_provider(co));
   o.credentials = std::move(creds);
   return std::make_unique<AwsClient>(std::move(o));

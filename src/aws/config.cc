@@ -5,10 +5,12 @@
 // The INI dialect: '#' and ';' start comments, "[default]" and "[profile x]" in
 // config, "[x]" in credentials; indented lines continue a nested key (such as an
 // "s3 =" block) and are ignored here. Sections that are not profiles ("[sso-session]",
-// "[services]") are ignored. Keys are case-insensitive. The credentials file wins
-// when both files define the same key of a profile.
+// "[services]") are kept apart from profiles (below). Keys are case-insensitive. The credentials
+// file wins when both files define the same key of a profile.
 //
-// Not supported (documented gap): the "[services x]" per-profile endpoint sections.
+// "[sso-session x]" sections are kept for IAM Identity Center profiles (sso.cc);
+// "[services x]" sections keep their nested "service =" blocks (endpoint_url), which a
+// profile selects with `services = x`.
 #include "aws/config.h"
 
 #include <algorithm>
@@ -38,12 +40,39 @@ std::string expand_home(const std::string& path) {
   return path;
 }
 
-// Parses one file into section -> keys. `config_style` maps "[profile x]" to x and
-// drops non-profile sections; otherwise "[x]" is profile x.
-Result<std::map<std::string, ProfileSection>> parse_ini(std::string_view text, bool config_style,
-                                                        const std::string& path) {
-  std::map<std::string, ProfileSection> out;
+// Sections of one parsed file. Config-style files put "[profile x]"/"[default]" in
+// `profiles`, "[sso-session x]" in `sso_sessions` and "[services x]" in `services`;
+// a credentials file has only profiles ("[x]").
+struct IniSections {
+  std::map<std::string, ProfileSection> profiles;
+  std::map<std::string, ProfileSection> sso_sessions;
+  std::map<std::string, ServiceSection> services;
+};
+
+// Returns the key a service has in a [services] section: lower case, '-' and ' ' as
+// '_' ("SSO OIDC", "sso-oidc" -> "sso_oidc"), as the SDKs turn service ids into keys.
+std::string service_key(std::string_view service) {
+  std::string s(service);
+  for (char& c : s)
+    c = c == '-' || c == ' ' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Strips a "kind " prefix from a section name: "profile dev" -> "dev". False when the
+// name does not start with the kind.
+bool strip_kind(const std::string& name, std::string_view kind, std::string* rest) {
+  if (name.size() <= kind.size() || name.compare(0, kind.size(), kind) != 0) return false;
+  char sep = name[kind.size()];
+  if (sep != ' ' && sep != '\t') return false;
+  *rest = trim(std::string_view(name).substr(kind.size() + 1));
+  return true;
+}
+
+Result<IniSections> parse_ini(std::string_view text, bool config_style, const std::string& path) {
+  IniSections out;
   ProfileSection* current = nullptr;
+  ServiceSection* services = nullptr;  // set inside a [services x] section
+  ProfileSection* nested = nullptr;    // the "ec2 =" block being read in it
   size_t start = 0;
   int line_no = 0;
   while (start <= text.size()) {
@@ -62,25 +91,45 @@ Result<std::map<std::string, ProfileSection>> parse_ini(std::string_view text, b
       }
       std::string name = trim(std::string_view(line).substr(1, line.size() - 2));
       current = nullptr;
-      if (config_style) {
-        if (name.rfind("profile ", 0) == 0 || name.rfind("profile\t", 0) == 0) {
-          name = trim(std::string_view(name).substr(8));
-        } else if (name != "default") {
-          continue;  // sso-session, services, plugins...: not a profile
-        }
-      }
-      current = &out[name];
+      services = nullptr;
+      nested = nullptr;
+      std::string rest;
+      if (!config_style) {
+        current = &out.profiles[name];
+      } else if (strip_kind(name, "profile", &rest)) {
+        current = &out.profiles[rest];
+      } else if (name == "default") {
+        current = &out.profiles[name];
+      } else if (strip_kind(name, "sso-session", &rest)) {
+        current = &out.sso_sessions[rest];
+      } else if (strip_kind(name, "services", &rest)) {
+        services = &out.services[rest];
+      }  // plugins, preview...: not read
       continue;
     }
-    if (std::isspace(static_cast<unsigned char>(raw.front()))) continue;  // nested value
     size_t eq = line.find('=');
+    bool indented = std::isspace(static_cast<unsigned char>(raw.front()));
+    if (indented) {
+      // A nested value: in a [services] block ("ec2 =" then "  endpoint_url = ...") it
+      // belongs to that service; under a profile key (an "s3 =" block) it is not read.
+      if (services && nested && eq != std::string::npos) {
+        (*nested)[lower(trim(std::string_view(line).substr(0, eq)))] =
+            trim(std::string_view(line).substr(eq + 1));
+      }
+      continue;
+    }
     if (eq == std::string::npos) {
       return make_error(path + ":" + std::to_string(line_no) + ": expected key = value",
                         "fix or remove the line");
     }
-    if (!current) continue;  // key outside a profile section
-    (*current)[lower(trim(std::string_view(line).substr(0, eq)))] =
-        trim(std::string_view(line).substr(eq + 1));
+    std::string key = lower(trim(std::string_view(line).substr(0, eq)));
+    std::string value = trim(std::string_view(line).substr(eq + 1));
+    if (services) {
+      nested = value.empty() ? &(*services)[service_key(key)] : nullptr;
+      continue;
+    }
+    if (!current) continue;  // key outside a known section
+    (*current)[key] = value;
   }
   return out;
 }
@@ -107,8 +156,10 @@ Result<ProfileFiles> ProfileFiles::parse(std::string_view config_text,
   ProfileFiles files;
   files.config_path_ = std::move(config_path);
   files.credentials_path_ = std::move(credentials_path);
-  files.merged_ = std::move(config);
-  for (auto& [name, keys] : creds) {
+  files.merged_ = std::move(config.profiles);
+  files.sso_sessions_ = std::move(config.sso_sessions);
+  files.services_ = std::move(config.services);
+  for (auto& [name, keys] : creds.profiles) {
     auto& dst = files.merged_[name];
     for (auto& [k, v] : keys) dst[k] = v;
     files.from_credentials_[name] = true;
@@ -145,6 +196,23 @@ std::vector<std::string> ProfileFiles::names() const {
   std::vector<std::string> out;
   for (const auto& [name, keys] : merged_) out.push_back(name);
   return out;
+}
+
+const ProfileSection* ProfileFiles::sso_session(const std::string& name) const {
+  auto it = sso_sessions_.find(name);
+  return it == sso_sessions_.end() ? nullptr : &it->second;
+}
+
+const ServiceSection* ProfileFiles::services(const std::string& name) const {
+  auto it = services_.find(name);
+  return it == services_.end() ? nullptr : &it->second;
+}
+
+const ServiceSection* ProfileFiles::services_of(const std::string& profile) const {
+  const ProfileSection* p = find(profile);
+  if (!p) return nullptr;
+  auto it = p->find("services");
+  return it == p->end() ? nullptr : services(it->second);
 }
 
 std::string ProfileFiles::where(const std::string& name) const {
@@ -198,26 +266,47 @@ std::string endpoint_env_suffix(std::string_view service) {
   return s;
 }
 
+namespace {
+
+bool is_true(const std::string& v) { return lower(v) == "true"; }
+
+}  // namespace
+
+bool ignore_configured_endpoint_urls(const ProfileSection* profile) {
+  std::string env = env_or("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+  if (!env.empty()) return is_true(env);
+  return profile && profile->count("ignore_configured_endpoint_urls") &&
+         is_true(profile->at("ignore_configured_endpoint_urls"));
+}
+
 EndpointResolver::EndpointResolver(std::string region, const ClientSettings& settings,
-                                   const ProfileSection* profile)
+                                   const ProfileSection* profile, const ServiceSection* services,
+                                   std::string services_name)
     : region_(std::move(region)) {
   if (settings.endpoint_url && !settings.endpoint_url->empty()) {
     global_override_ = strip_slash(*settings.endpoint_url);
     global_source_ = "--endpoint-url";
     return;
   }
-  std::string ignore = lower(env_or("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"));
-  if (ignore == "true") return;
-  for (const char* svc : {"ec2", "ssm", "sts", "ebs"}) {
+  if (ignore_configured_endpoint_urls(profile)) return;
+  // SDK precedence: service env var, the profile's [services] section, global env var,
+  // then the profile's global endpoint_url.
+  if (services) {
+    for (const auto& [key, block] : *services) {
+      auto url = block.find("endpoint_url");
+      if (url == block.end() || url->second.empty()) continue;
+      per_service_[key] = strip_slash(url->second);
+      per_source_[key] = "[services " + services_name + "] " + key;
+    }
+  }
+  for (const char* svc : kEndpointServices) {
     std::string var = "AWS_ENDPOINT_URL_" + endpoint_env_suffix(svc);
     std::string v = env_or(var.c_str());
     if (!v.empty()) {
-      per_service_[svc] = strip_slash(v);
-      per_source_[svc] = var;
+      per_service_[service_key(svc)] = strip_slash(v);
+      per_source_[service_key(svc)] = var;
     }
   }
-  // SDK precedence: service env var, [services] section (unsupported), global env var,
-  // then the profile's global endpoint_url.
   if (!env_or("AWS_ENDPOINT_URL").empty()) {
     global_override_ = strip_slash(env_or("AWS_ENDPOINT_URL"));
     global_source_ = "AWS_ENDPOINT_URL";
@@ -229,16 +318,19 @@ EndpointResolver::EndpointResolver(std::string region, const ClientSettings& set
 
 std::string EndpointResolver::endpoint(std::string_view service) const {
   if (global_source_ == "--endpoint-url" || global_source_ == "override") return global_override_;
-  if (auto it = per_service_.find(std::string(service)); it != per_service_.end())
+  if (auto it = per_service_.find(service_key(service)); it != per_service_.end())
     return it->second;
   if (!global_override_.empty()) return global_override_;
   std::string suffix = region_.rfind("cn-", 0) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
+  // The two IAM Identity Center hosts do not follow <service>.<region>.
+  if (service == "sso") return "https://portal.sso." + region_ + "." + suffix;
+  if (service == "sso-oidc") return "https://oidc." + region_ + "." + suffix;
   return "https://" + std::string(service) + "." + region_ + "." + suffix;
 }
 
 std::string EndpointResolver::endpoint_source(std::string_view service) const {
   if (global_source_ == "--endpoint-url" || global_source_ == "override") return global_source_;
-  if (auto it = per_source_.find(std::string(service)); it != per_source_.end()) return it->second;
+  if (auto it = per_source_.find(service_key(service)); it != per_source_.end()) return it->second;
   if (!global_override_.empty()) return global_source_;
   return "default";
 }

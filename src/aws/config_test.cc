@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "aws/client.h"
 #include "aws/test_support.h"
 
 namespace amibake::aws {
@@ -179,6 +180,106 @@ TEST(Endpoints, IgnoreConfiguredEndpointsSwitchIsHonoured) {
 }
 
 TEST(Endpoints, EnvSuffixIsUpperCase) { EXPECT_EQ(endpoint_env_suffix("ebs"), "EBS"); }
+
+TEST(ProfileFiles, SsoSessionAndServicesSectionsAreKeptApart) {
+  auto f = ProfileFiles::parse(
+      "[sso-session corp]\nsso_region = eu-west-1\n[services local]\nec2 =\n"
+      "  endpoint_url = http://127.0.0.1:1\nSSO OIDC =\n  endpoint_url = http://127.0.0.1:2\n"
+      "[profile p]\nservices = local\n",
+      "");
+  ASSERT_TRUE(f.has_value()) << f.error().message;
+  ASSERT_NE(f->sso_session("corp"), nullptr);
+  EXPECT_EQ(f->sso_session("corp")->at("sso_region"), "eu-west-1");
+  const ServiceSection* s = f->services_of("p");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->at("ec2").at("endpoint_url"), "http://127.0.0.1:1");
+  EXPECT_EQ(s->at("sso_oidc").at("endpoint_url"), "http://127.0.0.1:2");
+  EXPECT_EQ(f->services_of("nobody"), nullptr);
+}
+
+TEST(ProfileFiles, IndentedLinesWithoutAValueAreNotErrors) {
+  auto f = ProfileFiles::parse("[profile p]\nregion = eu-west-1\n  some continuation\n", "");
+  ASSERT_TRUE(f.has_value()) << f.error().message;
+  EXPECT_EQ(f->find("p")->at("region"), "eu-west-1");
+}
+
+// SDK order: --endpoint-url, AWS_ENDPOINT_URL_<SVC>, [services] <svc>, AWS_ENDPOINT_URL,
+// the profile's endpoint_url, the default.
+TEST(Endpoints, ServicesSectionSitsBetweenServiceAndGlobalVariables) {
+  ScopedEnv env;
+  auto f = ProfileFiles::parse(
+      "[profile p]\nservices = local\nendpoint_url = http://127.0.0.1:9\n[services local]\n"
+      "ec2 =\n  endpoint_url = http://127.0.0.1:1/\nsts =\n  endpoint_url = http://127.0.0.1:2\n",
+      "");
+  ASSERT_TRUE(f.has_value()) << f.error().message;
+  auto resolver = [&](ClientSettings s = {}) {
+    return EndpointResolver("us-east-1", s, f->find("p"), f->services_of("p"), "local");
+  };
+  EXPECT_EQ(resolver().endpoint("ec2"), "http://127.0.0.1:1");
+  EXPECT_EQ(resolver().endpoint_source("ec2"), "[services local] ec2");
+  EXPECT_EQ(resolver().endpoint("ssm"), "http://127.0.0.1:9");  // profile endpoint_url
+  EXPECT_EQ(resolver().endpoint_source("ssm"), "profile endpoint_url");
+  env.set("AWS_ENDPOINT_URL", "http://127.0.0.1:8");
+  EXPECT_EQ(resolver().endpoint("ssm"), "http://127.0.0.1:8");
+  EXPECT_EQ(resolver().endpoint("ec2"), "http://127.0.0.1:1");
+  env.set("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:7");
+  EXPECT_EQ(resolver().endpoint("ec2"), "http://127.0.0.1:7");
+  EXPECT_EQ(resolver().endpoint("sts"), "http://127.0.0.1:2");
+  ClientSettings flag;
+  flag.endpoint_url = "http://127.0.0.1:6";
+  EXPECT_EQ(resolver(flag).endpoint("sts"), "http://127.0.0.1:6");
+}
+
+TEST(Endpoints, IgnoreConfiguredEndpointsAlsoComesFromTheProfile) {
+  ScopedEnv env;
+  auto f = ProfileFiles::parse(
+      "[profile p]\nservices = local\nendpoint_url = http://127.0.0.1:9\n"
+      "ignore_configured_endpoint_urls = true\n[services local]\nec2 =\n"
+      "  endpoint_url = http://127.0.0.1:1\n",
+      "");
+  ASSERT_TRUE(f.has_value()) << f.error().message;
+  EndpointResolver e("us-east-1", {}, f->find("p"), f->services_of("p"), "local");
+  EXPECT_EQ(e.endpoint("ec2"), "https://ec2.us-east-1.amazonaws.com");
+  EXPECT_EQ(e.endpoint("ssm"), "https://ssm.us-east-1.amazonaws.com");
+  // The variable wins over the profile key, either way.
+  env.set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false");
+  EXPECT_EQ(EndpointResolver("us-east-1", {}, f->find("p"), f->services_of("p"), "local")
+                .endpoint("ec2"),
+            "http://127.0.0.1:1");
+  // --endpoint-url is not a configured endpoint: never ignored.
+  env.set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true");
+  ClientSettings flag;
+  flag.endpoint_url = "http://127.0.0.1:6";
+  EXPECT_EQ(EndpointResolver("us-east-1", flag, f->find("p")).endpoint("ec2"),
+            "http://127.0.0.1:6");
+}
+
+TEST(Endpoints, SsoVariablesNameTheSsoHosts) {
+  ScopedEnv env;
+  env.set("AWS_ENDPOINT_URL_SSO", "http://127.0.0.1:11");
+  env.set("AWS_ENDPOINT_URL_SSO_OIDC", "http://127.0.0.1:12");
+  EndpointResolver e("eu-west-1", {}, nullptr);
+  EXPECT_EQ(e.endpoint("sso"), "http://127.0.0.1:11");
+  EXPECT_EQ(e.endpoint("sso-oidc"), "http://127.0.0.1:12");
+  EXPECT_EQ(e.endpoint_source("sso-oidc"), "AWS_ENDPOINT_URL_SSO_OIDC");
+}
+
+TEST(MakeClient, ProfileServicesSectionSendsCallsThere) {
+  ScopedEnv env;
+  TempHome home(env);
+  home.write(".aws/config",
+             "[profile dev]\nregion = eu-west-2\nservices = local\n[services local]\n"
+             "ec2 =\n  endpoint_url = http://127.0.0.1:4566\n");
+  env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
+  env.set("AWS_SECRET_ACCESS_KEY", "Sekrit-env-secret-0002");
+  ClientSettings s;
+  s.profile = "dev";
+  auto c = make_client(s);
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ((*c)->endpoint("ec2"), "http://127.0.0.1:4566");
+  EXPECT_EQ((*c)->endpoint_source("ec2"), "[services local] ec2");
+  EXPECT_EQ((*c)->endpoint("ssm"), "https://ssm.eu-west-2.amazonaws.com");
+}
 
 }  // namespace
 }  // namespace amibake::aws

@@ -8,10 +8,20 @@
 // slow (a process, a network call) without being called on every request.
 #include "aws/credential_sources.h"
 
+#include <fcntl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "aws/client.h"
 #include "aws/imds.h"
+#include "aws/sigv4.h"
 #include "aws/sts.h"
 #include "base/files.h"
 #include "base/log.h"
@@ -216,6 +226,10 @@ class WebIdentityProvider : public CredentialsProvider {
   std::unique_ptr<AwsClient> client_;
 };
 
+// AssumeRole. With mfa_serial it behaves as the AWS CLI does: the answer is kept in
+// ~/.aws/cli/cache/<key>.json (same key, same shape) and reused until 15 minutes
+// before it expires, so one code serves a role session of up to its full duration,
+// across amibake runs and shared with the AWS CLI.
 class AssumeRoleProvider : public CredentialsProvider {
  public:
   AssumeRoleProvider(AssumeRoleSettings settings, std::shared_ptr<CredentialsProvider> source,
@@ -226,11 +240,22 @@ class AssumeRoleProvider : public CredentialsProvider {
         client_(sts_client(sts, std::move(source))) {}
 
   Result<Credentials> get() override {
-    sts::AssumeRoleRequest req{settings_.role_arn, settings_.session_name, settings_.external_id,
-                               settings_.duration_seconds};
+    std::lock_guard lock(mu_);
+    sts::AssumeRoleRequest req;
+    req.role_arn = settings_.role_arn;
+    req.role_session_name = settings_.session_name;
+    req.external_id = settings_.external_id;
+    req.duration_seconds = settings_.duration_seconds;
+    std::string subject = "assume role " + settings_.role_arn + " (" + origin_ + ")";
+    if (!settings_.mfa_serial.empty()) {
+      if (auto c = load_cached(); c) return *c;
+      AMIBAKE_ASSIGN(req.token_code, mfa_code(subject));
+      req.serial_number = settings_.mfa_serial;
+    }
     auto c = sts::assume_role(*client_, req);
-    if (!c) return c.error().wrap("assume role " + settings_.role_arn + " (" + origin_ + ")");
+    if (!c) return c.error().wrap(subject);
     c->source = "assume-role " + settings_.role_arn + " via " + origin_;
+    if (!settings_.mfa_serial.empty()) save_cached(*c);
     return c;
   }
   std::string describe() const override {
@@ -238,12 +263,113 @@ class AssumeRoleProvider : public CredentialsProvider {
   }
 
  private:
+  static constexpr std::chrono::minutes kCacheWindow{15};  // botocore's expiry window
+
+  std::string cache_path() const {
+    std::string dir =
+        settings_.cache_dir.empty() ? env_or("HOME") + "/.aws/cli/cache" : settings_.cache_dir;
+    return dir + "/" + assume_role_cache_key(settings_) + ".json";
+  }
+
+  // The code for one AssumeRole: --mfa-code once (a code cannot be used twice), then
+  // the terminal.
+  Result<std::string> mfa_code(const std::string& subject) {
+    std::string code = std::exchange(settings_.mfa_code, std::string());
+    if (!code.empty()) return code;
+    MfaPrompter ask = settings_.prompter ? settings_.prompter : prompt_on_terminal;
+    auto asked = ask("Enter MFA code for " + settings_.mfa_serial + ": ");
+    if (!asked) {
+      return make_error(subject + ": mfa_serial " + settings_.mfa_serial +
+                            " needs a code: " + asked.error().message,
+                        "pass --mfa-code CODE with the current code of that device, or run "
+                        "amibake on a terminal");
+    }
+    return *asked;
+  }
+
+  std::optional<Credentials> load_cached() const {
+    std::string path = cache_path();
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return std::nullopt;
+    auto text = read_file(path);
+    if (!text) return std::nullopt;
+    auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("Credentials") || !j["Credentials"].is_object())
+      return std::nullopt;
+    auto c = parse_credentials_json(j["Credentials"].dump(), path);
+    if (!c || !c->expiration) return std::nullopt;
+    if (*c->expiration - kCacheWindow <= std::chrono::system_clock::now()) return std::nullopt;
+    c->source = "assume-role " + settings_.role_arn + " via " + origin_ +
+                " (MFA session cached in " + path + ")";
+    return *c;
+  }
+
+  void save_cached(const Credentials& c) const {
+    if (!c.expiration) return;
+    nlohmann::json j = {{"Credentials",
+                         {{"AccessKeyId", c.access_key_id},
+                          {"SecretAccessKey", c.secret_access_key},
+                          {"SessionToken", c.session_token},
+                          {"Expiration", format_iso8601(*c.expiration)}}},
+                        {"ProviderType", "assume-role"}};
+    std::string path = cache_path();
+    Status st = make_dirs(path.substr(0, path.rfind('/')), 0700);
+    if (st) st = write_file_atomic(path, j.dump(), 0600);
+    if (!st)
+      log::warn("assume role " + settings_.role_arn +
+                ": MFA session not cached: " + st.error().message + ", ignoring");
+  }
+
   AssumeRoleSettings settings_;
   std::string source_desc_, origin_;
   std::unique_ptr<AwsClient> client_;
+  std::mutex mu_;
 };
 
 }  // namespace
+
+std::string assume_role_cache_key(const AssumeRoleSettings& s) {
+  // Python's json.dumps(args, sort_keys=True): keys sorted, ", " and ": " separators.
+  std::vector<std::pair<std::string, std::string>> args;  // name -> JSON value
+  auto str = [](const std::string& v) { return nlohmann::json(v).dump(); };
+  if (s.duration_seconds > 0)
+    args.emplace_back("DurationSeconds", std::to_string(s.duration_seconds));
+  if (!s.external_id.empty()) args.emplace_back("ExternalId", str(s.external_id));
+  args.emplace_back("RoleArn", str(s.role_arn));
+  if (!s.session_name.empty()) args.emplace_back("RoleSessionName", str(s.session_name));
+  if (!s.mfa_serial.empty()) args.emplace_back("SerialNumber", str(s.mfa_serial));
+  std::string text = "{";
+  for (size_t i = 0; i < args.size(); ++i) {
+    text += (i ? ", " : "") + str(args[i].first) + ": " + args[i].second;
+  }
+  text += "}";
+  return sha1_hex(text);
+}
+
+Result<std::string> prompt_on_terminal(const std::string& prompt) {
+  int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    return make_error(std::string("there is no terminal to ask on (/dev/tty: ") +
+                      std::strerror(errno) + ")");
+  }
+  termios saved{};
+  bool is_tty = ::tcgetattr(fd, &saved) == 0;
+  if (is_tty) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(fd, TCSAFLUSH, &quiet);
+  }
+  (void)!::write(fd, prompt.data(), prompt.size());
+  std::string line;
+  char ch = 0;
+  while (::read(fd, &ch, 1) == 1 && ch != '\n' && ch != '\r') line.push_back(ch);
+  if (is_tty) ::tcsetattr(fd, TCSAFLUSH, &saved);
+  (void)!::write(fd, "\n", 1);
+  ::close(fd);
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  if (line.empty()) return make_error("no code was entered");
+  return line;
+}
 
 bool split_command_line(const std::string& line, std::vector<std::string>* out) {
   std::vector<std::string> words;

@@ -50,7 +50,22 @@ struct AssumeRoleSettings {
   std::string session_name;
   std::string external_id;
   int duration_seconds = 0;
+  // mfa_serial: when set, the answer is cached in `cache_dir` (~/.aws/cli/cache, as the
+  // AWS CLI does, 0600) for its lifetime, and a new one needs a code: `mfa_code` once
+  // (--mfa-code), else `prompter`.
+  std::string mfa_serial;
+  std::string mfa_code;
+  MfaPrompter prompter;   // nullptr = prompt_on_terminal
+  std::string cache_dir;  // empty = $HOME/.aws/cli/cache
 };
+// Returns the AWS CLI's cache file name (without ".json") for these settings: the
+// SHA-1 hex of botocore's json.dumps(sort_keys=True) of the AssumeRole arguments
+// (RoleArn, and RoleSessionName, ExternalId, SerialNumber, DurationSeconds when set).
+std::string assume_role_cache_key(const AssumeRoleSettings& settings);
+
+// Asks for a code on the controlling terminal (/dev/tty) with echo off, as getpass
+// does. Fails, saying so, when there is no terminal.
+Result<std::string> prompt_on_terminal(const std::string& prompt);
 std::unique_ptr<CredentialsProvider> make_assume_role_provider(
     AssumeRoleSettings settings, std::shared_ptr<CredentialsProvider> source, StsTarget sts,
     std::string origin);

@@ -10,7 +10,8 @@
 //
 // Order (AWS SDKs): environment keys; web identity from AWS_WEB_IDENTITY_TOKEN_FILE +
 // AWS_ROLE_ARN; the selected profile (static keys, role_arn with source_profile /
-// web_identity_token_file / credential_source, credential_process); the ECS/EKS
+// web_identity_token_file / credential_source, mfa_serial), IAM Identity Center (sso.cc),
+// credential_process); the ECS/EKS
 // container endpoint; the IMDSv2 instance role. As in the AWS CLI, --profile given
 // on the command line wins over environment keys; AWS_PROFILE does not.
 //
@@ -26,6 +27,7 @@
 #include "aws/credential_sources.h"
 #include "aws/http.h"
 #include "aws/imds.h"
+#include "aws/sso.h"
 #include "base/files.h"
 #include "base/log.h"
 
@@ -136,17 +138,24 @@ Result<std::shared_ptr<CredentialsProvider>> role_provider(const ChainContext& c
                                                            std::set<std::string>& visited) {
   auto get = [&](const char* k) { return p.count(k) ? p.at(k) : std::string(); };
   std::string origin = profile_desc(ctx, name);
-  if (!get("mfa_serial").empty()) {
-    return make_error(origin + ": mfa_serial is set: amibake cannot prompt for an MFA code",
-                      "use credential_process with a tool that handles MFA, or export temporary "
-                      "credentials (aws configure export-credentials)");
-  }
   AssumeRoleSettings s;
   s.role_arn = get("role_arn");
   s.session_name = get("role_session_name");
   s.external_id = get("external_id");
-  if (std::string d = get("duration_seconds"); !d.empty())
-    s.duration_seconds = std::atoi(d.c_str());
+  if (std::string d = get("duration_seconds"); !d.empty()) {
+    char* end = nullptr;
+    long v = std::strtol(d.c_str(), &end, 10);
+    if (*end != '\0' || v < 900 || v > 43200) {
+      return make_error(origin + ": duration_seconds \"" + d +
+                            "\" is not a number of seconds "
+                            "from 900 to 43200",
+                        "set duration_seconds to at most the role's maximum session duration");
+    }
+    s.duration_seconds = static_cast<int>(v);
+  }
+  s.mfa_serial = get("mfa_serial");
+  s.mfa_code = ctx.options.mfa_code;
+  s.prompter = ctx.options.mfa_prompter;
   if (!get("web_identity_token_file").empty()) {
     return std::shared_ptr<CredentialsProvider>(cached(make_web_identity_provider(
         s.role_arn, get("web_identity_token_file"), s.session_name, ctx.sts, origin)));
@@ -193,20 +202,23 @@ Result<std::shared_ptr<CredentialsProvider>> provider_for_profile(const ChainCon
                       "break the loop in " + ctx.files.config_path());
   }
   if (p->count("role_arn")) return role_provider(ctx, name, *p, visited);
+  AMIBAKE_ASSIGN(std::optional<SsoProfile> sso, read_sso_profile(ctx.files, name));
+  if (sso) {
+    // The SSO hosts are resolved in sso_region, with the profile's endpoint settings
+    // but not --endpoint-url (which, as in the AWS CLI, is for the command's service).
+    std::string services_name = p->count("services") ? p->at("services") : "";
+    EndpointResolver ends(sso->region, ClientSettings{}, p, ctx.files.services_of(name),
+                          services_name);
+    SsoEndpoints e{ends.endpoint("sso"), ends.endpoint("sso-oidc")};
+    return std::shared_ptr<CredentialsProvider>(
+        cached(make_sso_provider(std::move(*sso), e, ctx.options.transport)));
+  }
   if (p->count("aws_access_key_id") || p->count("aws_secret_access_key")) {
     return static_keys(ctx, name, *p);
   }
   if (p->count("credential_process")) {
     return std::shared_ptr<CredentialsProvider>(
         cached(make_process_provider(p->at("credential_process"), profile_desc(ctx, name))));
-  }
-  if (p->count("sso_session") || p->count("sso_start_url")) {
-    return make_error(profile_desc(ctx, name) +
-                          ": IAM Identity Center (SSO) profiles are not "
-                          "supported directly",
-                      "run `aws sso login`, then use credential_process = aws configure "
-                      "export-credentials --profile " +
-                          name + " --format process");
   }
   return std::shared_ptr<CredentialsProvider>();
 }

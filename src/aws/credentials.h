@@ -85,6 +85,9 @@ class CachingCredentialsProvider : public CredentialsProvider {
   std::optional<Credentials> cached_;
 };
 
+// Asks the user for an MFA code shown as `prompt`; returns it, or why it cannot ask.
+using MfaPrompter = std::function<Result<std::string>(const std::string& prompt)>;
+
 // Inputs of the default chain. Every field defaults to the process environment
 // and real locations; tests override them.
 struct CredentialsOptions {
@@ -98,6 +101,10 @@ struct CredentialsOptions {
   // Base URL of the ECS container endpoint for AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
   // (default http://169.254.170.2); tests point it at a loopback server.
   std::string container_host = "http://169.254.170.2";
+  // For assume-role profiles with mfa_serial: a code given on the command line
+  // (--mfa-code), else `mfa_prompter` (nullptr = the terminal) is asked.
+  std::string mfa_code;
+  MfaPrompter mfa_prompter;
 };
 
 // Parses an ISO 8601 UTC time as AWS writes expirations ("2026-11-25T08:38:45Z",

@@ -4,12 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "aws/client.h"
 #include "aws/credential_sources.h"
 #include "aws/test_support.h"
+#include "base/files.h"
 
 namespace amibake::aws {
 namespace {
@@ -613,6 +617,130 @@ TEST(CredentialsChain, UnknownCredentialSourceIsAnError) {
   auto c = resolve();
   ASSERT_FALSE(c.has_value());
   EXPECT_NE(c.error().message.find("unknown credential_source \"Moon\""), std::string::npos);
+}
+
+// --- mfa_serial ---
+
+TEST(AssumeRoleCache, KeyIsBotocoresKey) {
+  // Expected values from botocore's AssumeRoleCredentialFetcher(...)._cache_key.
+  AssumeRoleSettings s;
+  s.role_arn = "arn:aws:iam::123456789012:role/Baker";
+  s.mfa_serial = "arn:aws:iam::123456789012:mfa/alice";
+  EXPECT_EQ(assume_role_cache_key(s), "42705008914df96f8b0b9324ea026092f2d11f02");
+  s.session_name = "bake";
+  s.external_id = "ext-42";
+  s.duration_seconds = 1800;
+  EXPECT_EQ(assume_role_cache_key(s), "73f41b25abff0a68affe9baf05f4dadfad821309");
+}
+
+struct MfaHome {
+  ScopedEnv env;
+  TempHome home{env};
+  FakeSts sts;
+  std::vector<std::string> prompts;
+  std::string answer = "123456";
+  MfaHome() {
+    home.write(".aws/credentials",
+               "[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = Sekrit-base-0003\n");
+    home.write(".aws/config",
+               "[profile mfa]\nrole_arn = arn:aws:iam::123456789012:role/Baker\n"
+               "source_profile = base\nmfa_serial = arn:aws:iam::123456789012:mfa/alice\n");
+  }
+  CredentialsOptions options(std::string code = {}) {
+    CredentialsOptions o;
+    o.profile = "mfa";
+    o.sts_endpoint = sts.server.url();
+    o.mfa_code = std::move(code);
+    o.mfa_prompter = [this](const std::string& prompt) -> Result<std::string> {
+      prompts.push_back(prompt);
+      if (answer.empty()) return make_error("there is no terminal to ask on (/dev/tty: No such device)");
+      return answer;
+    };
+    return o;
+  }
+  std::string cache_file() const {
+    return home.path() + "/.aws/cli/cache/42705008914df96f8b0b9324ea026092f2d11f02.json";
+  }
+};
+
+TEST(CredentialsChain, MfaProfilePromptsSendsTheCodeAndCachesTheSession) {
+  MfaHome h;
+  auto c = resolve(h.options());
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->access_key_id, "ASIAROLE");
+  ASSERT_EQ(h.prompts.size(), 1u);
+  EXPECT_EQ(h.prompts[0], "Enter MFA code for arn:aws:iam::123456789012:mfa/alice: ");
+  ASSERT_EQ(h.sts.bodies.size(), 1u);
+  EXPECT_NE(h.sts.bodies[0].find("SerialNumber=arn%3Aaws%3Aiam%3A%3A123456789012%3Amfa%2Falice"),
+            std::string::npos)
+      << h.sts.bodies[0];
+  EXPECT_NE(h.sts.bodies[0].find("TokenCode=123456"), std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::stat(h.cache_file().c_str(), &st), 0) << h.cache_file();
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto j = nlohmann::json::parse(*read_file(h.cache_file()));
+  EXPECT_EQ(j["Credentials"]["AccessKeyId"], "ASIAROLE");
+  EXPECT_EQ(j["Credentials"]["Expiration"], "2099-01-01T00:00:00Z");
+
+  // A later run (a new chain) uses the cached session: no prompt, no STS call.
+  auto again = resolve(h.options());
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_EQ(again->session_token, "Sekrit-role-token-0001");
+  EXPECT_NE(again->source.find("cached in " + h.cache_file()), std::string::npos) << again->source;
+  EXPECT_EQ(h.prompts.size(), 1u);
+  EXPECT_EQ(h.sts.bodies.size(), 1u);
+}
+
+TEST(CredentialsChain, MfaCodeFromTheCommandLineIsUsedWithoutAPrompt) {
+  MfaHome h;
+  auto c = resolve(h.options("654321"));
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_TRUE(h.prompts.empty());
+  ASSERT_EQ(h.sts.bodies.size(), 1u);
+  EXPECT_NE(h.sts.bodies[0].find("TokenCode=654321"), std::string::npos);
+}
+
+TEST(CredentialsChain, MfaWithoutATerminalSaysWhyAndHowToPassTheCode) {
+  MfaHome h;
+  h.answer.clear();
+  auto c = resolve(h.options());
+  ASSERT_FALSE(c.has_value());
+  EXPECT_NE(c.error().message.find("mfa_serial arn:aws:iam::123456789012:mfa/alice needs a code: "
+                                   "there is no terminal"),
+            std::string::npos)
+      << c.error().message;
+  EXPECT_NE(c.error().hint.find("--mfa-code"), std::string::npos) << c.error().hint;
+  EXPECT_TRUE(h.sts.bodies.empty());
+}
+
+TEST(CredentialsChain, ExpiringCachedMfaSessionAsksAgain) {
+  MfaHome h;
+  ASSERT_TRUE(make_dirs(h.home.path() + "/.aws/cli/cache", 0700));
+  nlohmann::json j = {{"Credentials",
+                       {{"AccessKeyId", "ASIAOLD"},
+                        {"SecretAccessKey", "Sekrit-old-0001"},
+                        {"SessionToken", "Sekrit-old-token-0001"},
+                        {"Expiration", format_iso8601(std::chrono::system_clock::now() +
+                                                      std::chrono::minutes(10))}}}};
+  ASSERT_TRUE(write_file_atomic(h.cache_file(), j.dump(), 0600));
+  auto c = resolve(h.options());
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->access_key_id, "ASIAROLE");  // 10 minutes left is inside the 15-minute window
+  EXPECT_EQ(h.prompts.size(), 1u);
+}
+
+TEST(CredentialsChain, DurationSecondsOutOfRangeIsAClearError) {
+  ScopedEnv env;
+  TempHome home(env);
+  home.write(".aws/config",
+             "[profile r]\nrole_arn = arn:aws:iam::1:role/R\nsource_profile = r\n"
+             "aws_access_key_id = A\naws_secret_access_key = Sekrit-r-0001\nduration_seconds = 1h\n");
+  CredentialsOptions o;
+  o.profile = "r";
+  auto p = make_default_credentials_provider(o);
+  ASSERT_FALSE(p.has_value());
+  EXPECT_NE(p.error().message.find("duration_seconds \"1h\""), std::string::npos)
+      << p.error().message;
 }
 
 TEST(MakeClient, RoleProfileAssumesRoleThroughTheEndpointUrl) {

@@ -131,8 +131,8 @@ std::string hint_for(TransportErrorKind kind) {
     case TransportErrorKind::kTimeout:
       return "the endpoint did not answer in time; check network connectivity, or retry later";
     case TransportErrorKind::kTls:
-      return "TLS verification failed; check the system CA certificates and any "
-             "TLS-intercepting proxy";
+      return "TLS verification failed; check the system CA certificates; behind a proxy that "
+             "re-signs TLS, name its CA certificate with ca_bundle in the profile or AWS_CA_BUNDLE";
     default:
       return "";
   }
@@ -146,6 +146,7 @@ std::string no_proxy_list() {
 
 class CurlTransport : public Transport {
  public:
+  explicit CurlTransport(std::string ca_bundle) : ca_bundle_(std::move(ca_bundle)) {}
   HttpResult send(const HttpRequest& request) override {
     HttpResult result;
     if (Status policy = check_url_policy(request.url); !policy) {
@@ -169,7 +170,9 @@ class CurlTransport : public Transport {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     // AWS_CA_BUNDLE (as the SDKs define it) adds trust for a private CA, e.g. a
     // TLS-inspecting proxy; verification itself stays on.
-    std::string ca_bundle = env_or("AWS_CA_BUNDLE");
+    // The profile's ca_bundle is the fallback, as in the SDKs. The bundle replaces the
+    // system store for this request.
+    std::string ca_bundle = env_or("AWS_CA_BUNDLE", ca_bundle_);
     if (!ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca_bundle.c_str());
     curl_easy_setopt(h, CURLOPT_USERAGENT, ua.c_str());
     curl_easy_setopt(h, CURLOPT_NOPROXY, no_proxy.c_str());
@@ -232,6 +235,9 @@ class CurlTransport : public Transport {
     result.response.status = static_cast<int>(status);
     return result;
   }
+
+ private:
+  std::string ca_bundle_;
 };
 
 }  // namespace
@@ -318,7 +324,9 @@ Status check_url_policy(std::string_view url) {
                     "use https://, or http:// only to 127.0.0.1/localhost for a local endpoint");
 }
 
-std::shared_ptr<Transport> make_curl_transport() { return std::make_shared<CurlTransport>(); }
+std::shared_ptr<Transport> make_curl_transport(std::string ca_bundle) {
+  return std::make_shared<CurlTransport>(std::move(ca_bundle));
+}
 
 std::string user_agent() { return std::string("amibake/") + AMIBAKE_VERSION; }
 

@@ -96,8 +96,9 @@ bool split_url(std::string_view url, UrlParts* out);
 
 // Returns the libcurl transport: one easy handle per thread reused across requests
 // (connection reuse), proxies from the environment (never for loopback/metadata),
-// User-Agent "amibake/<version>".
-std::shared_ptr<Transport> make_curl_transport();
+// User-Agent "amibake/<version>". Certificates are verified against AWS_CA_BUNDLE when
+// set (read per request), else `ca_bundle` when not empty, else the system store.
+std::shared_ptr<Transport> make_curl_transport(std::string ca_bundle = {});
 
 // Returns "amibake/<AMIBAKE_VERSION>".
 std::string user_agent();

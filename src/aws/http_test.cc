@@ -15,6 +15,7 @@
 #include <vector>
 #include <algorithm>
 
+#include "aws/client.h"
 #include "aws/test_support.h"
 #include "base/subprocess.h"
 
@@ -391,6 +392,52 @@ TEST(CurlTransport, AwsCaBundleAddsTrustedCertificates) {
   HttpResult r = make_curl_transport()->send(req);
   ASSERT_TRUE(r.ok()) << r.error->message;
   EXPECT_EQ(r.response.body, "secure");
+}
+
+// The profile's ca_bundle reaches the transport make_client builds: the self-signed
+// server is trusted through it, and only through it.
+TEST(CurlTransport, ProfileCaBundleIsTrustedAndOnlyIt) {
+  ScopedEnv env;
+  testing::TempHome home(env);
+  TlsServer tls;
+  if (!tls.ok) GTEST_SKIP() << "openssl could not make a test certificate";
+  env.set("AWS_ACCESS_KEY_ID", "AKIDTLS");
+  env.set("AWS_SECRET_ACCESS_KEY", "Sekrit-tls-0001");
+  home.write(".aws/config", "[profile proxy]\nregion = us-east-1\nca_bundle = " + tls.cert +
+                                "\n[profile plain]\nregion = us-east-1\n");
+  HttpRequest req;
+  req.url = tls.url();
+  ClientSettings with;
+  with.profile = "proxy";
+  auto c = make_client(with);
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  HttpResult r = (*c)->transport()->send(req);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.response.body, "secure");
+
+  ClientSettings without;
+  without.profile = "plain";
+  auto d = make_client(without);
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  HttpResult f = (*d)->transport()->send(req);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error->kind, TransportErrorKind::kTls) << f.error->message;
+  EXPECT_NE(f.error->hint.find("ca_bundle"), std::string::npos) << f.error->hint;
+  EXPECT_NE(f.error->hint.find("AWS_CA_BUNDLE"), std::string::npos) << f.error->hint;
+}
+
+TEST(CurlTransport, AwsCaBundleWinsOverTheProfile) {
+  ScopedEnv env;
+  TlsServer tls;
+  if (!tls.ok) GTEST_SKIP() << "openssl could not make a test certificate";
+  HttpRequest req;
+  req.url = tls.url();
+  env.set("AWS_CA_BUNDLE", tls.cert);
+  EXPECT_TRUE(make_curl_transport("/nonexistent/bundle.pem")->send(req).ok());
+  env.set("AWS_CA_BUNDLE", "/nonexistent/bundle.pem");
+  HttpResult r = make_curl_transport(tls.cert)->send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->kind, TransportErrorKind::kTls) << r.error->message;
 }
 
 }  // namespace

@@ -137,6 +137,13 @@ std::string sha256_raw(std::string_view data) {
 std::string sha256_hex(std::string_view data) { return hex_encode(sha256_raw(data)); }
 std::string sha256_base64(std::string_view data) { return base64_encode(sha256_raw(data)); }
 
+std::string sha1_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr);
+  return hex_encode(std::string_view(reinterpret_cast<char*>(md), len));
+}
+
 std::string hmac_sha256_raw(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

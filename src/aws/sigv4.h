@@ -92,6 +92,8 @@ std::string sha256_hex(std::string_view data);
 std::string sha256_raw(std::string_view data);     // 32 raw bytes
 std::string sha256_base64(std::string_view data);  // base64 of the 32 raw bytes
 std::string hmac_sha256_raw(std::string_view key, std::string_view data);
+// Lower-case hex SHA-1: the file names of the AWS CLI's SSO token and role caches.
+std::string sha1_hex(std::string_view data);
 std::string hex_encode(std::string_view bytes);  // lower-case
 std::string base64_encode(std::string_view bytes);
 // Returns false when `text` is not valid base64.

@@ -89,6 +89,10 @@ Result<Credentials> assume_role(AwsClient& client, const AssumeRoleRequest& requ
   if (request.duration_seconds > 0) {
     params.emplace_back("DurationSeconds", std::to_string(request.duration_seconds));
   }
+  if (!request.serial_number.empty()) {
+    params.emplace_back("SerialNumber", request.serial_number);
+    params.emplace_back("TokenCode", request.token_code);
+  }
   AwsRequest r = query_request("AssumeRole", std::move(params));
   AMIBAKE_ASSIGN(AwsResponse resp, client.send(r));
   AMIBAKE_ASSIGN(Credentials c, parse_credentials_xml(resp.body, "AssumeRoleResult"));

@@ -21,6 +21,8 @@ struct AssumeRoleRequest {
   std::string role_session_name;  // empty = "amibake-<unix time>"
   std::string external_id;        // optional
   int duration_seconds = 0;       // 0 = service default (1 h)
+  std::string serial_number;      // MFA device (mfa_serial); optional
+  std::string token_code;         // the MFA code, with serial_number (secret: never logged)
 };
 // AssumeRole with the client's credentials; the answer's source is
 // "assume-role <arn>" (callers append "via ...").

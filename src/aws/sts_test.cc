@@ -67,7 +67,7 @@ TEST(Sts, AccessDeniedOnAssumeRoleNamesTheAction) {
       "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not "
       "authorized to perform: sts:AssumeRole</Message></Error><RequestId>r-2</RequestId>"
       "</ErrorResponse>";
-  auto c = sts::assume_role(*s.client(), {"arn:aws:iam::1:role/X", "", "", 0});
+  auto c = sts::assume_role(*s.client(), {"arn:aws:iam::1:role/X", "", "", 0, "", ""});
   ASSERT_FALSE(c.has_value());
   EXPECT_EQ(c.error().aws_code, "AccessDenied");
   EXPECT_EQ(c.error().request_id, "r-2");

@@ -76,6 +76,8 @@ class ScopedEnv {
                                              "AWS_ENDPOINT_URL_SSM",
                                              "AWS_ENDPOINT_URL_STS",
                                              "AWS_ENDPOINT_URL_EBS",
+                                             "AWS_ENDPOINT_URL_SSO",
+                                             "AWS_ENDPOINT_URL_SSO_OIDC",
                                              "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
                                              "AWS_MAX_ATTEMPTS",
                                              "AWS_RETRY_MODE",

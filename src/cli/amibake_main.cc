@@ -27,7 +27,7 @@ namespace {
 constexpr int kDefaultMaxAttempts = 10;
 
 struct GlobalFlags {
-  std::string region, profile, endpoint_url;
+  std::string region, profile, endpoint_url, mfa_code;
   bool verbose = false;
 
   aws::ClientSettings settings() const {
@@ -35,6 +35,7 @@ struct GlobalFlags {
     if (!region.empty()) s.region = region;
     if (!profile.empty()) s.profile = profile;
     if (!endpoint_url.empty()) s.endpoint_url = endpoint_url;
+    if (!mfa_code.empty()) s.mfa_code = mfa_code;
     s.default_max_attempts = kDefaultMaxAttempts;
     return s;
   }
@@ -45,6 +46,8 @@ void add_global_flags(CLI::App& app, GlobalFlags& g) {
   app.add_option("--profile", g.profile, "profile in ~/.aws/config and ~/.aws/credentials");
   app.add_option("--endpoint-url", g.endpoint_url,
                  "send every AWS call here (e.g. a local awsemu); else AWS_ENDPOINT_URL*");
+  app.add_option("--mfa-code", g.mfa_code,
+                 "MFA code for a profile with mfa_serial, when there is no terminal to ask on");
   app.add_flag("-v,--verbose", g.verbose, "log debug detail to stderr");
 }
 

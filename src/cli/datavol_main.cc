@@ -161,6 +161,9 @@ int run(int argc, char** argv) {
   dv::IoctlIdentifySource identify;
   env.identify = &identify;
   bool verbose = false;
+  // Global flags work before or after the subcommand (`datavol setup --config X`), as
+  // amibake's do: a subcommand hands options it does not know to the app.
+  app.fallthrough();
   app.add_option("--config", config_path, "configuration file")->capture_default_str();
   app.add_option("--fstab", env.paths.fstab, "fstab to update")->capture_default_str();
   app.add_option("--dev", env.paths.dev, "device folder")->capture_default_str();

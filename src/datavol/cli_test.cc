@@ -51,6 +51,18 @@ TEST(DatavolCli, EmptyConfigIsNothingToDo) {
   (void)run_process({"rm", "-rf", dir});
 }
 
+TEST(DatavolCli, GlobalFlagsAreAcceptedAfterTheSubcommand) {
+  auto dir = *make_temp_dir("datavol-cli");
+  ASSERT_TRUE(write_file_atomic(dir + "/c.toml", "# no volumes\n"));
+  auto r = datavol({"setup", "--config", dir + "/c.toml", "--run-dir", dir + "/run", "-v"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing to do"), std::string::npos) << r.err;
+  auto missing = datavol({"setup", "--run-dir", dir + "/run", "--config", dir + "/absent.toml"});
+  EXPECT_EQ(missing.exit_code, 1) << missing.err;  // read the flag: names the file it looked for
+  EXPECT_NE(missing.err.find(dir + "/absent.toml"), std::string::npos) << missing.err;
+  (void)run_process({"rm", "-rf", dir});
+}
+
 TEST(DatavolCli, InstallWritesConfigUnitDropinsAndLinks) {
   auto dir = *make_temp_dir("datavol-cli");
   ASSERT_TRUE(write_file_atomic(dir + "/c.toml",
