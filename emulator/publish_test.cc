@@ -6,7 +6,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include <unistd.h>
 
@@ -135,22 +134,27 @@ TEST(Regions, SingleRegionStateOfFormat2LoadsAsUsEast1) {
 
 // ---- CopyImage across regions ----
 
-TEST(CopyImage, CrossRegionCopyIsAnImageOfTheTargetRegionWithItsContent) {
+TEST(CopyImage, CrossRegionCopyIsPendingWhileItsSnapshotsCopy) {
   Options o;
-  o.speed = 0.02;  // 10 s + transfer for the snapshot copy, 5 s for the image: well under a second
+  o.speed = 1;  // the snapshot copy takes 10 s and more: "pending" cannot have passed
   TestEmu emu(o, /*with_catalog=*/true);
+  emu.region = "eu-west-1";
+  std::string copy = copy_from(emu, "us-east-1", "copied-slowly");
+  ASSERT_FALSE(copy.empty());
+  Response d = emu.ec2("DescribeImages", {{"ImageId.1", copy}});
+  EXPECT_EQ(d.xml("imageState"), "pending");
+  EXPECT_EQ(emu.ec2("DescribeSnapshots", {{"SnapshotId.1", d.xml("snapshotId")}}).xml("status"), "pending");
+}
+
+TEST(CopyImage, CrossRegionCopyIsAnImageOfTheTargetRegionWithItsContent) {
+  TestEmu emu(instant(), /*with_catalog=*/true);
   emu.region = "eu-west-1";
   std::string copy = copy_from(emu, "us-east-1", "copied-west",
                                {{"Encrypted", "true"}, {"KmsKeyId", "alias/ami"}});
   ASSERT_FALSE(copy.empty());
   Response d = emu.ec2("DescribeImages", {{"ImageId.1", copy}});
-  EXPECT_EQ(d.xml("imageState"), "pending");
-  EXPECT_EQ(d.xml("sourceImageId").substr(0, 4), "ami-");
-  for (int i = 0; i < 200 && d.xml("imageState") == "pending"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    d = emu.ec2("DescribeImages", {{"ImageId.1", copy}});
-  }
   EXPECT_EQ(d.xml("imageState"), "available");
+  EXPECT_EQ(d.xml("sourceImageId").substr(0, 4), "ami-");
   std::string snap = d.xml("snapshotId");
   Response s = emu.ec2("DescribeSnapshots", {{"SnapshotId.1", snap}});
   EXPECT_EQ(s.xml("encrypted"), "true");
@@ -330,17 +334,17 @@ TEST(SsmImage, OnlyAnAmiOfTheRegionBecomesTheValue) {
   EXPECT_EQ(emu.ssm("GetParameter", {{"Name", "/amibake/new"}}).error_code(), "ParameterNotFound");
 }
 
-TEST(SsmImage, ValidationTakesTimeAtSpeedOne) {
+TEST(SsmImage, AnImageVersionIsNotTheValueBeforeItsValidation) {
   Options o;
-  o.speed = 1;
+  o.speed = 30;  // validation takes 30 s: it cannot have finished before the next request
   TestEmu emu(o, /*with_catalog=*/true);
   std::string ami = catalog_image(emu);
-  ASSERT_EQ(emu.ssm("PutParameter", {{"Name", "/a/image_id"}, {"Type", "String"}, {"DataType", "aws:ec2:image"},
-                                     {"Value", ami}}).status, 200);
-  // Until validated, the parameter is not there (at speed 1 validation takes a second).
+  Response put = emu.ssm("PutParameter", {{"Name", "/a/image_id"}, {"Type", "String"},
+                                          {"DataType", "aws:ec2:image"}, {"Value", ami}});
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.json()["Version"], 1);
   EXPECT_EQ(emu.ssm("GetParameter", {{"Name", "/a/image_id"}}).error_code(), "ParameterNotFound");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-  EXPECT_EQ(emu.ssm("GetParameter", {{"Name", "/a/image_id"}}).json()["Parameter"]["Value"], ami);
+  EXPECT_EQ(emu.ssm("GetParameterHistory", {{"Name", "/a/image_id"}}).error_code(), "ParameterNotFound");
 }
 
 // ---- launch templates ----
@@ -431,31 +435,25 @@ std::string ce_status(TestEmu& emu, const std::string& name) {
 }
 
 TEST(Batch, InfrastructureUpdateNeedsAnUpdatableStrategyAndTheServiceLinkedRole) {
-  Options o;
-  o.speed = 0.01;  // 10 s create = 0.1 s, 30 s update = 0.3 s
-  TestEmu emu(o);
+  TestEmu emu(instant());
   for (auto [name, strategy] : {std::pair{"progressive", "BEST_FIT_PROGRESSIVE"}, std::pair{"bestfit", "BEST_FIT"}}) {
     Response c = emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", name}, {"type", "MANAGED"},
                                                         {"computeResources", compute_resources(strategy)}});
     ASSERT_EQ(c.status, 200) << c.body;
     EXPECT_EQ(c.json()["computeEnvironmentArn"], std::string("arn:aws:batch:us-east-1:123456789012:compute-environment/") + name);
   }
-  EXPECT_EQ(ce_status(emu, "progressive"), "CREATING");
   EXPECT_EQ(emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "bestfit"}, {"type", "MANAGED"},
                                                    {"computeResources", compute_resources("BEST_FIT")}}).error_code(),
             "ClientException");
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(ce_status(emu, "progressive"), "VALID");
   nlohmann::json new_ami = {{"ec2Configuration", {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", "ami-0bbbbbbbbbbbbbbbb"}}}}};
   Response u = emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "arn:aws:batch:us-east-1:123456789012:compute-environment/progressive"},
                                                       {"computeResources", new_ami}});
   ASSERT_EQ(u.status, 200) << u.body;
-  EXPECT_EQ(ce_status(emu, "progressive"), "UPDATING");
   auto d = emu.batch("DescribeComputeEnvironments", {{"computeEnvironments", {"progressive"}}}).json()["computeEnvironments"][0];
   EXPECT_EQ(d["computeResources"]["ec2Configuration"][0]["imageIdOverride"], "ami-0bbbbbbbbbbbbbbbb");
   EXPECT_EQ(d["computeResources"]["maxvCpus"], 16);  // fields not given are kept
   EXPECT_EQ(d["serviceRole"], "arn:aws:iam::123456789012:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(ce_status(emu, "progressive"), "VALID");
   Response refused = emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "bestfit"}, {"computeResources", new_ami}});
   EXPECT_EQ(refused.status, 400);
@@ -474,9 +472,20 @@ TEST(Batch, InfrastructureUpdateNeedsAnUpdatableStrategyAndTheServiceLinkedRole)
   ASSERT_EQ(emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "own-role"}, {"type", "MANAGED"},
                                                    {"serviceRole", "arn:aws:iam::123456789012:role/BatchServiceRole"},
                                                    {"computeResources", spot}}).status, 200);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "own-role"}, {"computeResources", new_ami}}).error_code(),
             "ClientException");
+}
+
+TEST(Batch, StatusesAreCreatingThenUpdatingWhileInProgress) {
+  Options o;
+  o.speed = 1;  // creating takes 10 s, an infrastructure update 30 s
+  TestEmu emu(o);
+  ASSERT_EQ(emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "slow"}, {"type", "MANAGED"},
+                                                   {"computeResources", compute_resources("BEST_FIT_PROGRESSIVE")}}).status, 200);
+  EXPECT_EQ(ce_status(emu, "slow"), "CREATING");
+  EXPECT_EQ(emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "slow"},
+                                                   {"computeResources", {{"maxvCpus", 8}}}}).error_code(),
+            "ClientException");  // not while CREATING
 }
 
 TEST(Batch, DeleteNeedsDisabledAndEnvironmentsAreRegional) {
