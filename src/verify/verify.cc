@@ -220,7 +220,7 @@ Result<BootFiles> extract_boot_files(const std::string& root_disk, const std::st
                          ? "PARTUUID=" + lower(part.uuid)
                          : "PARTUUID=" + lower(table.disk_guid) + "-" + (part.index < 10 ? "0" : "") +
                                std::to_string(part.index);
-  files.cmdline = "root=" + root + " rw console=ttyS0 panic=-1";
+  files.cmdline = "root=" + root + " rw panic=-1";  // console= is the machine's (qemu.cc)
   log::info("booting /boot/" + kernel + " with " + files.cmdline);
   return files;
 }
@@ -252,6 +252,7 @@ bool verdict_passes(const nlohmann::json& v) {
 
 Result<BootResult> boot_ami(aws::AwsClient& client, const BootOptions& options) {
   AMIBAKE_ASSIGN(auto image, aws::ec2::describe_image(client, options.ami_id));
+  AMIBAKE_TRY(machine_for(image.architecture));  // refused before any download
   std::string dir = options.keep_disks_dir;
   bool temporary = dir.empty();
   if (temporary) {
@@ -276,6 +277,7 @@ Result<BootResult> boot_ami(aws::AwsClient& client, const BootOptions& options) 
   result.ami_id = options.ami_id;
   AMIBAKE_ASSIGN(result.disks, materialise_disks(client, image, dir, options.without_devices));
   AMIBAKE_ASSIGN(auto files, extract_boot_files(result.disks.front().file, dir));
+  files.architecture = image.architecture;
   result.console_path = dir + "/console.log";
   AMIBAKE_ASSIGN(auto run, boot_qemu(result.disks, files, result.console_path, options.accel,
                                      options.timeout_seconds));
