@@ -28,6 +28,7 @@
 #include "aws/waiter.h"
 #include "bake/build_steps.h"
 #include "bake/host_checks.h"
+#include "bake/payload_install.h"
 #include "base/files.h"
 #include "base/log.h"
 
@@ -53,10 +54,9 @@ Result<json> step_resolve(StepContext& ctx) {
   const Recipe& r = ctx.options.recipe;
   AMIBAKE_ASSIGN(ResolvedBase base, resolve_base(ctx.client, r.base));
   AMIBAKE_TRY(check_against_base(r, base.image));
-  if (base.image.architecture != "x86_64") {
-    return make_error(base.image.image_id + ": architecture '" + base.image.architecture +
-                          "' is not served by this amibake (it carries datavol for x86_64 only)",
-                      "choose an x86_64 base, e.g. --variant al2023", 2);
+  // Before anything is created: an architecture without a datavol in this amibake.
+  if (auto served = check_datavol_architecture(base.image.architecture); !served) {
+    return served.error().wrap(base.image.image_id);
   }
   if (base.image.root_device_type != "ebs" || base.image.root_snapshot_id().empty()) {
     return make_error(base.image.image_id + ": root device is not an EBS snapshot", "", 2);

@@ -53,9 +53,16 @@
 #include "image/selinux.h"
 
 extern "C" {
-// The static datavol binary for x86_64, linked in by src/bake/CMakeLists.txt.
+// The static datavol binaries, linked in by src/bake/CMakeLists.txt, which defines
+// AMIBAKE_DATAVOL_<ARCH> for each one it assembled.
+#ifdef AMIBAKE_DATAVOL_X86_64
 extern const char amibake_datavol_x86_64_start[];
 extern const char amibake_datavol_x86_64_end[];
+#endif
+#ifdef AMIBAKE_DATAVOL_ARM64
+extern const char amibake_datavol_arm64_start[];
+extern const char amibake_datavol_arm64_end[];
+#endif
 }
 
 namespace amibake::bake {
@@ -323,14 +330,59 @@ nlohmann::json PayloadReport::to_json() const {
           {"files", files}};
 }
 
-Result<std::string> embedded_datavol(const std::string& arch) {
-  if (arch == "x86_64") {
-    return std::string(
-        amibake_datavol_x86_64_start,
-        static_cast<size_t>(amibake_datavol_x86_64_end - amibake_datavol_x86_64_start));
+namespace {
+
+struct EmbeddedDatavol {
+  const char* arch;  // EC2's architecture name
+  const char* start;
+  const char* end;
+};
+
+constexpr EmbeddedDatavol kEmbeddedDatavols[] = {
+#ifdef AMIBAKE_DATAVOL_X86_64
+    {"x86_64", amibake_datavol_x86_64_start, amibake_datavol_x86_64_end},
+#endif
+#ifdef AMIBAKE_DATAVOL_ARM64
+    {"arm64", amibake_datavol_arm64_start, amibake_datavol_arm64_end},
+#endif
+};
+
+}  // namespace
+
+std::vector<std::string> embedded_datavol_architectures() {
+  std::vector<std::string> out;
+  for (const auto& d : kEmbeddedDatavols) out.push_back(d.arch);
+  return out;
+}
+
+Status check_datavol_architecture(const std::string& arch) {
+  for (const auto& d : kEmbeddedDatavols) {
+    if (arch == d.arch) return ok();
   }
-  return make_error("no datavol binary for architecture '" + arch + "' in this amibake",
-                    "this build of amibake carries datavol for x86_64 only", 2);
+  const std::string carried = joined(embedded_datavol_architectures(), ", ");
+  if (arch == "x86_64" || arch == "arm64") {
+    return make_error(
+        "architecture '" + arch + "': this build of amibake carries datavol for " + carried +
+            " only (it was built without the " + (arch == "arm64" ? "aarch64" : arch) +
+            " cross toolchain)",
+        "install the toolchain with scripts/deps (as root) and rebuild amibake "
+        "(cmake -DAMIBAKE_DATAVOL_ARM64=ON makes a missing toolchain a configure error); "
+        "`amibake --version` lists the architectures carried",
+        2);
+  }
+  std::string why = arch.size() > 4 && arch.compare(arch.size() - 4, 4, "_mac") == 0
+                        ? " (a macOS AMI for EC2 Mac instances, not a Linux image)"
+                        : "";
+  return make_error("architecture '" + arch + "' is not supported" + why +
+                        ": amibake bakes x86_64 and arm64 Linux AMIs",
+                    "choose an x86_64 or arm64 base, e.g. --variant al2023 or al2023-arm64", 2);
+}
+
+Result<std::string> embedded_datavol(const std::string& arch) {
+  for (const auto& d : kEmbeddedDatavols) {
+    if (arch == d.arch) return std::string(d.start, static_cast<size_t>(d.end - d.start));
+  }
+  return check_datavol_architecture(arch).error();
 }
 
 // Labels every path written with the context the image's own policy gives it.

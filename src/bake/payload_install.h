@@ -81,8 +81,18 @@ Status refuse_problems(const ImageCheck& check, const std::string& image);
 // An architecture without an embedded datavol is refused before anything is written.
 Result<PayloadReport> install_payload(const std::string& disk_image, const PayloadSpec& spec);
 
-// Returns the datavol binary for `arch` ("x86_64"), or an error naming what exists.
+// Returns the datavol binary for `arch` ("x86_64", "arm64": EC2's names, as
+// image::arch_name gives them), or check_datavol_architecture's error.
 Result<std::string> embedded_datavol(const std::string& arch);
+
+// The architectures whose datavol this amibake carries ("x86_64", and "arm64" when built
+// with the aarch64 cross toolchain: cmake/datavol_arm64.cmake).
+std::vector<std::string> embedded_datavol_architectures();
+
+// ok() when this amibake carries datavol for `arch`; else an error (exit code 2) that
+// says whether a rebuild with the cross toolchain would serve it (arm64) or amibake does
+// not bake that architecture at all (i386, x86_64_mac, arm64_mac, ...).
+Status check_datavol_architecture(const std::string& arch);
 
 // The install in a child process, for a disk served by this process (a lazy disk's FUSE
 // file): if this process is killed while the child's I/O waits on the FUSE server, the

@@ -51,7 +51,13 @@ void add_global_flags(CLI::App& app, GlobalFlags& g) {
 int main(int argc, char** argv) {
   log::set_program("amibake");
   CLI::App app{"amibake: bake AWS Batch / ECS worker AMIs with a prepared /data volume"};
-  app.set_version_flag("--version", std::string("amibake ") + AMIBAKE_VERSION);
+  // The version line also names the architectures whose datavol this binary carries.
+  std::string datavol_archs;
+  for (const auto& a : bake::embedded_datavol_architectures())
+    datavol_archs += (datavol_archs.empty() ? "" : ", ") + a;
+  const std::string version =
+      std::string("amibake ") + AMIBAKE_VERSION + " (datavol: " + datavol_archs + ")";
+  app.set_version_flag("--version", version);
   app.require_subcommand(1);
   app.fallthrough();
   GlobalFlags g;
@@ -65,8 +71,8 @@ int main(int argc, char** argv) {
     sub->callback([&run, body] { run = body; });
     return sub;
   };
-  command("version", "print the version", [] {
-    std::cout << "amibake " << AMIBAKE_VERSION << "\n";
+  command("version", "print the version", [&] {
+    std::cout << version << "\n";
     return 0;
   });
   command("help", "show this help", [&] {

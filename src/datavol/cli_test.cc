@@ -5,14 +5,13 @@
 
 #include "base/files.h"
 #include "base/subprocess.h"
+#include "datavol/datavol_under_test.h"
 
 namespace amibake {
 namespace {
 
 ProcessResult datavol(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {DATAVOL_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = run_process(argv);
+  auto r = run_process(datavol_command(args));
   EXPECT_TRUE(r.has_value());
   return r.value_or(ProcessResult{});
 }

@@ -12,6 +12,7 @@
 
 #include "base/files.h"
 #include "base/subprocess.h"
+#include "datavol/datavol_under_test.h"
 #include "datavol/host.h"
 #include "datavol/nvme.h"
 #include "datavol/setup.h"
@@ -85,8 +86,8 @@ class DatavolLoop : public ::testing::Test {
 
   // Runs the datavol binary with every host path pointed at the test's own files.
   int datavol(const std::string& command, std::string* err = nullptr) {
-    auto r = run_process({DATAVOL_BINARY, "--config", dir_ + "/datavol.toml", "--fstab", fstab_,
-                          "--run-dir", run_dir_, command});
+    auto r = run_process(datavol_command({"--config", dir_ + "/datavol.toml", "--fstab", fstab_,
+                                          "--run-dir", run_dir_, command}));
     EXPECT_TRUE(r.has_value());
     if (!r) return -1;
     if (err) *err = r->err;
@@ -132,12 +133,12 @@ TEST_F(DatavolLoop, BlankDeviceIsFormattedXfsAndMountedWithFstabLine) {
   EXPECT_NE(status_json().find("\"action\": \"formatted, mounted, fstab updated\""),
             std::string::npos)
       << status_json();
-  auto status = run_process({DATAVOL_BINARY, "--run-dir", run_dir_, "status", "--json"});
+  auto status = run_process(datavol_command({"--run-dir", run_dir_, "status", "--json"}));
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->exit_code, 0);
   EXPECT_NE(status->out.find("\"mounted\": true"), std::string::npos) << status->out;
   ASSERT_TRUE(run_checked({"umount", mount_}).has_value());
-  status = run_process({DATAVOL_BINARY, "--run-dir", run_dir_, "status"});
+  status = run_process(datavol_command({"--run-dir", run_dir_, "status"}));
   EXPECT_NE(status->out.find("NOT mounted"), std::string::npos) << status->out;  // live check
 }
 
@@ -251,7 +252,7 @@ TEST_F(DatavolLoop, RandomBytesWithoutSignatureAreRefused) {
 TEST_F(DatavolLoop, ProbeCommandIsReadOnly) {
   std::string dev = attach("64M");
   std::string sum = checksum(dev);
-  auto r = run_process({DATAVOL_BINARY, "probe", dev});
+  auto r = run_process(datavol_command({"probe", dev}));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->exit_code, 0);
   EXPECT_NE(r->out.find("blank"), std::string::npos);
