@@ -420,7 +420,7 @@ Result<BootFiles> extract_boot_files(const std::string& root_disk, const std::st
                          ? "PARTUUID=" + lower(part.uuid)
                          : "PARTUUID=" + lower(table.disk_guid) + "-" + (part.index < 10 ? "0" : "") +
                                std::to_string(part.index);
-  files.cmdline = "root=" + root + " rw console=ttyS0 panic=-1";
+  files.cmdline = "root=" + root + " rw panic=-1";  // console= is the machine's (qemu.cc)
   log::info("booting /boot/" + kernel + " with " + files.cmdline);
   return files;
 }
@@ -453,6 +453,7 @@ bool verdict_passes(const nlohmann::json& v) {
 Result<BootResult> boot_ami(aws::AwsClient& client, const BootOptions& options) {
   auto started = std::chrono::steady_clock::now();
   AMIBAKE_ASSIGN(auto image, aws::ec2::describe_image(client, options.ami_id));
+  AMIBAKE_TRY(machine_for(image.architecture));  // refused before any download
   std::string dir = options.keep_disks_dir;
   bool temporary = dir.empty();
   if (temporary) {
@@ -483,6 +484,7 @@ Result<BootResult> boot_ami(aws::AwsClient& client, const BootOptions& options) 
   result.root = disks.root;
   const bool lazy = disks.lazy_root != nullptr;
   AMIBAKE_ASSIGN(auto files, extract_boot_files(result.disks.front().file, dir, lazy));
+  files.architecture = image.architecture;
   if (lazy) result.root.fetched_for_kernel = disks.lazy_root->stats().fetched;
   result.root.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   result.console_path = dir + "/console.log";

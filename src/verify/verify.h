@@ -41,9 +41,11 @@ struct Disk {
   bool reused = false;  // the file was there already (reboot)
 };
 
-// The kernel, initramfs and command line taken from the root filesystem itself.
+// The kernel, initramfs and command line taken from the root filesystem itself, and the
+// AMI's architecture (which QEMU machine boots them).
 struct BootFiles {
   std::string kernel, initrd, cmdline;
+  std::string architecture = "x86_64";
 };
 
 // How the root disk was made, and what it cost.

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 
+#include "base/files.h"
 #include "verify/qemu.h"
 #include "verify/verify.h"
 #include "verify/verify_cmd.h"
@@ -32,18 +35,77 @@ TEST(VerifySerial, IsANitroLikeVolumeIdOfTwentyCharactersStablePerDevice) {
 TEST(VerifyQemuArgv, EachDiskIsAnNvmeDeviceWithItsSerialAndTheEbsMapIsOnTheCommandLine) {
   std::vector<Disk> disks = {{"/dev/xvda", "vol0aaa", "/d/xvda.img", 1, true, false},
                              {"/dev/xvdb", "vol0bbb", "/d/xvdb.img", 2, false, false}};
-  BootFiles f{"/d/vmlinuz", "/d/initrd", "root=PARTUUID=x rw console=ttyS0 panic=-1"};
-  auto argv = qemu_argv(disks, f, "/d/console.log", "tcg");
+  BootFiles f{"/d/vmlinuz", "/d/initrd", "root=PARTUUID=x rw panic=-1"};
+  auto argv = qemu_argv(disks, f, "/d/console.log", "tcg", *machine_for("x86_64"));
   auto has = [&](const std::string& a) { return std::find(argv.begin(), argv.end(), a) != argv.end(); };
+  EXPECT_EQ(argv.front(), "qemu-system-x86_64");
   EXPECT_TRUE(has("nvme,drive=disk0,serial=vol0aaa"));
   EXPECT_TRUE(has("nvme,drive=disk1,serial=vol0bbb"));
-  EXPECT_TRUE(has("root=PARTUUID=x rw console=ttyS0 panic=-1 amibake.ebs=vol0aaa:xvda,vol0bbb:xvdb"));
+  EXPECT_TRUE(has("root=PARTUUID=x rw panic=-1 console=ttyS0 amibake.ebs=vol0aaa:xvda,vol0bbb:xvdb"));
   EXPECT_TRUE(has("file:/d/console.log"));
   EXPECT_FALSE(has("host")) << "-cpu host is for KVM only";
 }
 
+TEST(VerifyQemuArgv, Arm64BootsOnTheVirtBoardWithANeoverseN1AndThePl011Console) {
+  std::vector<Disk> disks = {{"/dev/xvda", "vol0aaa", "/d/xvda.img", 1, true, false}};
+  BootFiles f{"/d/vmlinuz", "/d/initrd", "root=PARTUUID=x rw panic=-1", "arm64"};
+  auto argv = qemu_argv(disks, f, "/d/console.log", "tcg", *machine_for("arm64"));
+  std::vector<std::string> head(argv.begin(), argv.begin() + 7);
+  EXPECT_EQ(head, (std::vector<std::string>{"qemu-system-aarch64", "-M", "virt", "-cpu", "neoverse-n1",
+                                            "-accel", "tcg"}));
+  auto has = [&](const std::string& a) { return std::find(argv.begin(), argv.end(), a) != argv.end(); };
+  EXPECT_TRUE(has("root=PARTUUID=x rw panic=-1 console=ttyAMA0 amibake.ebs=vol0aaa:xvda"));
+  EXPECT_TRUE(has("nvme,drive=disk0,serial=vol0aaa"));
+  // Under KVM (an arm64 host) the CPU is the host's, given once.
+  auto kvm = qemu_argv(disks, f, "/d/console.log", "kvm", *machine_for("arm64"));
+  EXPECT_EQ(std::count(kvm.begin(), kvm.end(), "-cpu"), 1);
+  EXPECT_EQ(std::find(kvm.begin(), kvm.end(), "neoverse-n1"), kvm.end());
+  EXPECT_NE(std::find(kvm.begin(), kvm.end(), "host"), kvm.end());
+}
+
+TEST(VerifyMachine, OtherArchitecturesAreRefusedWithTheReason) {
+  for (const char* arch : {"i386", "x86_64_mac", "arm64_mac", ""}) {
+    auto m = machine_for(arch);
+    ASSERT_FALSE(m) << arch;
+    EXPECT_NE(m.error().message.find("x86_64 and arm64"), std::string::npos) << m.error().message;
+  }
+  EXPECT_EQ(machine_for("arm64")->console, "ttyAMA0");
+  EXPECT_EQ(machine_for("x86_64")->console, "ttyS0");
+}
+
+// The boot headers the kernel's boot protocols define, on files of the right offsets.
+TEST(VerifyMachine, KernelArchitectureIsReadFromItsBootHeader) {
+  std::string dir = *make_temp_dir("verify-kernel");
+  std::string arm(4096, '\0'), x86(4096, '\0');
+  arm.replace(56, 4, std::string("ARM\x64", 4));
+  x86.replace(0x202, 4, "HdrS");
+  ASSERT_TRUE(write_file_atomic(dir + "/arm", arm));
+  ASSERT_TRUE(write_file_atomic(dir + "/x86", x86));
+  ASSERT_TRUE(write_file_atomic(dir + "/gz", "\x1f\x8b\x08 compressed"));
+  EXPECT_EQ(kernel_architecture(dir + "/arm"), "arm64");
+  EXPECT_EQ(kernel_architecture(dir + "/x86"), "x86_64");
+  EXPECT_EQ(kernel_architecture(dir + "/gz"), "");
+  EXPECT_EQ(kernel_architecture(dir + "/missing"), "");
+  // A kernel of the other architecture than the AMI's is refused before QEMU starts.
+  BootFiles f{dir + "/x86", dir + "/x86", "root=x", "arm64"};
+  auto r = boot_qemu({}, f, dir + "/console.log", "tcg", 5);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("is an x86_64 kernel"), std::string::npos) << r.error().message;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(VerifyAccelerators, AnExplicitChoiceIsTheOnlyOneTried) {
-  EXPECT_EQ(accelerators("tcg"), std::vector<std::string>{"tcg"});
+  EXPECT_EQ(accelerators("tcg", *machine_for("x86_64")), std::vector<std::string>{"tcg"});
+}
+
+TEST(VerifyAccelerators, AForeignArchitectureIsNeverTriedUnderKvm) {
+  ::unsetenv("AMIBAKE_QEMU_ACCEL");
+#if defined(__aarch64__)
+  const char* foreign = "x86_64";
+#else
+  const char* foreign = "arm64";
+#endif
+  EXPECT_EQ(accelerators("", *machine_for(foreign)), std::vector<std::string>{"tcg"});
 }
 
 TEST(VerifyVerdict, IsFoundAmongConsoleNoise) {
