@@ -29,7 +29,8 @@ completion=$prefix/share/bash-completion/completions/amibake
 extra=$(cd "$prefix" && find . -type f | grep -v -e '^./bin/' -e '^./share/doc/amibake/' \
   -e '^./share/bash-completion/completions/amibake$' -e '^./share/man/man1/amibake.1.gz$' || true)
 [ -z "$extra" ] || fail "installed beyond the tool: $extra"
-"$prefix/bin/amibake" --version | grep -qx "amibake [0-9.]*" || fail "the installed amibake --version"
+"$prefix/bin/amibake" --version | grep -qxE "amibake [0-9.]+( \(datavol: [a-z0-9_, ]+\))?" ||
+  fail "the installed amibake --version"
 "$prefix/bin/awsemu" --help | grep -q -- "--catalog" || fail "the installed awsemu --help"
 "$src/src/cli/completion_test.sh" "$prefix/bin/amibake" "$completion"
 # The manual page: clean roff, and every command of --help in it.
