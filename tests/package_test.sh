@@ -73,7 +73,11 @@ owner_of() {
   local p c
   for p in "$1" "$(realpath "$1")"; do
     for c in "$p" "${p/#\/usr\/lib\//\/lib\/}" "${p/#\/lib\//\/usr\/lib\/}"; do
-      dpkg -S "$c" 2>/dev/null | head -1 | cut -d: -f1 | grep . && return 0
+      # awk reads to the end: with pipefail, a reader that stops early (head) can fail
+      # the pipeline by SIGPIPE-ing the writer, now and then.
+      local o
+      o=$(dpkg -S "$c" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
+      if [ -n "$o" ]; then echo "$o"; return 0; fi
     done
   done
   return 1
@@ -82,7 +86,9 @@ owner_of() {
 # job; checked here from the other side: readelf's NEEDED, ldconfig's path, dpkg -S).
 for bin in amibake awsemu; do
   for lib in $(readelf -d "$work/run/root/usr/bin/$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+    # No early exit in awk: under pipefail, ldconfig killed by SIGPIPE would end the script
+    # silently (set -e), as it once did in CI.
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ && !seen {print $NF; seen = 1}')
     [ -n "$path" ] || fail "$bin needs $lib, which ldconfig does not know"
     owner=$(owner_of "$path") || fail "$bin needs $path, which no installed package owns"
     grep -qx "$owner" <<<"$dep_names" || fail "$bin needs $lib from $owner, which Depends does not name"

@@ -27,7 +27,7 @@ emu_pid=$!
 trap 'kill $emu_pid 2>/dev/null; wait $emu_pid 2>/dev/null || true' EXIT
 url=
 for _ in $(seq 300); do
-  url=$(sed -n 's/^awsemu listening on \(http:[^ ]*\).*/\1/p' "$work/awsemu.out" | head -1)
+  url=$(sed -n 's/^awsemu listening on \(http:[^ ]*\).*/\1/p' "$work/awsemu.out" | sed -n 1p)
   [ -n "$url" ] && break
   kill -0 "$emu_pid" 2>/dev/null || { cat "$work/awsemu.log" >&2; fail "awsemu exited"; }
   sleep 0.1
