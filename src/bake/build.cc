@@ -19,7 +19,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
-#include <span>
+#include <vector>
 #include <thread>
 
 #include "aws/ec2.h"
@@ -309,18 +309,13 @@ struct Step {
   StepFn run;
 };
 
-// The direct method, in order. Reading this table tells the whole build.
-constexpr Step kDirectSteps[] = {
-    {"resolve", "resolve the base AMI", step_resolve},
-    {"publish-check", "check every publish target exists and can take the AMI", step_publish_check},
-    {"own-copy", "own a copy of the base (EBS direct cannot read public snapshots)", step_own_copy},
-    {"fetch", "list the root snapshot's written blocks (--fetch full: download them all)",
-     step_fetch},
-    {"install", "install datavol into the root filesystem (lazy: fetching only what it reads)",
-     step_install},
-    {"upload", "upload the changed blocks as a new snapshot", step_upload},
-    {"register", "register the AMI", step_register},
-    {"verify", "read the AMI back and check it", step_verify},
+// Publishing (publish.cc): checked right after resolve, run after verify; every build
+// ends with kPublishSteps, and `amibake publish` (BuildOptions::publish_ami) runs only
+// kPublishCheck and them, for an existing AMI.
+constexpr Step kPublishCheck = {"publish-check",
+                                "check every publish target exists and can take the AMI",
+                                step_publish_check};
+constexpr Step kPublishSteps[] = {
     {"copy", "copy the AMI to the other publish regions", step_copy},
     {"share", "share the AMIs with the recipe's accounts, organizations and OUs", step_share},
     {"ssm", "point the SSM parameter at the new AMI in every region", step_ssm},
@@ -329,11 +324,25 @@ constexpr Step kDirectSteps[] = {
     {"deprecate", "schedule the AMIs' deprecation", step_deprecate},
 };
 
+// The direct method, in order, before kPublishSteps. Reading this table tells the whole build.
+constexpr Step kDirectSteps[] = {
+    {"resolve", "resolve the base AMI", step_resolve},
+    kPublishCheck,
+    {"own-copy", "own a copy of the base (EBS direct cannot read public snapshots)", step_own_copy},
+    {"fetch", "list the root snapshot's written blocks (--fetch full: download them all)",
+     step_fetch},
+    {"install", "install datavol into the root filesystem (lazy: fetching only what it reads)",
+     step_install},
+    {"upload", "upload the changed blocks as a new snapshot", step_upload},
+    {"register", "register the AMI", step_register},
+    {"verify", "read the AMI back and check it", step_verify},
+};
+
 // The chroot method (chroot.cc), in order: the manual process on an EC2 host.
 constexpr Step kChrootSteps[] = {
     {"host", "learn this EC2 host's instance, zone and region (IMDSv2)", step_host},
     {"resolve", "resolve the base AMI", step_resolve},
-    {"publish-check", "check every publish target exists and can take the AMI", step_publish_check},
+    kPublishCheck,
     {"source", "pick the root snapshot to start from (the base's, or the account's copy)",
      step_source},
     {"volume", "create a volume from the root snapshot in this host's zone", step_volume},
@@ -344,24 +353,8 @@ constexpr Step kChrootSteps[] = {
     {"remove-volume", "delete the temporary volume", step_remove_volume},
     {"register", "register the AMI", step_register},
     {"verify", "read the AMI back and check it", step_verify},
-    {"copy", "copy the AMI to the other publish regions", step_copy},
-    {"share", "share the AMIs with the recipe's accounts, organizations and OUs", step_share},
-    {"ssm", "point the SSM parameter at the new AMI in every region", step_ssm},
-    {"launch-templates", "add a launch template version with the new AMI", step_launch_templates},
-    {"batch", "move the Batch compute environments to the new AMI", step_batch},
-    {"deprecate", "schedule the AMIs' deprecation", step_deprecate},
 };
 
-// `amibake publish`: an existing AMI (BuildOptions::publish_ami) through the same steps.
-constexpr Step kPublishSteps[] = {
-    {"publish-check", "check every publish target exists and can take the AMI", step_publish_check},
-    {"copy", "copy the AMI to the other publish regions", step_copy},
-    {"share", "share the AMIs with the recipe's accounts, organizations and OUs", step_share},
-    {"ssm", "point the SSM parameter at the new AMI in every region", step_ssm},
-    {"launch-templates", "add a launch template version with the new AMI", step_launch_templates},
-    {"batch", "move the Batch compute environments to the new AMI", step_batch},
-    {"deprecate", "schedule the AMIs' deprecation", step_deprecate},
-};
 
 // Looks for an AMI made from the same base and recipe.
 Result<std::string> find_existing(StepContext& ctx) {
@@ -504,16 +497,17 @@ std::string recipe_identity(const Recipe& r) {
 
 Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& options, Events& events,
                               const std::atomic<int>& interrupts) {
-  std::span<const Step> steps;
+  std::vector<Step> steps;
   if (!options.publish_ami.empty()) {
-    steps = kPublishSteps;
+    steps = {kPublishCheck};
   } else if (options.method == "direct") {
-    steps = kDirectSteps;
+    steps.assign(std::begin(kDirectSteps), std::end(kDirectSteps));
   } else if (options.method == "chroot") {
-    steps = kChrootSteps;
+    steps.assign(std::begin(kChrootSteps), std::end(kChrootSteps));
   } else {
     return make_error("build: unknown method '" + options.method + "'", "use direct or chroot", 2);
   }
+  steps.insert(steps.end(), std::begin(kPublishSteps), std::end(kPublishSteps));
   std::string journal_dir = options.journal_dir.empty() ? Journal::default_dir() : options.journal_dir;
   std::string work_dir = options.work_dir.empty() ? default_work_dir() : options.work_dir;
   AMIBAKE_ASSIGN(Journal journal, open_or_create_journal(options, journal_dir, client));

@@ -3,7 +3,7 @@
 // calls and a host to attach a volume to.
 //
 //   host → resolve → source → volume → attach → install → detach → snapshot →
-//   remove-volume → register → verify            (build.cc kChrootSteps)
+//   remove-volume → register → verify            (build.cc kChrootSteps, then kPublishSteps)
 //
 // The host is learnt from IMDSv2 before anything else, so off EC2 the build stops with
 // a message before any AWS resource exists. The volume is made from the base's own root
