@@ -76,7 +76,8 @@ TEST(DatavolCli, InstallWritesConfigUnitDropinsAndLinks) {
             "/etc/systemd/system/multi-user.target.wants/datavol.service\n"
             "/etc/systemd/system/docker.service.d/50-datavol.conf\n");
   auto dropin = read_file(dir + "/img/etc/systemd/system/docker.service.d/50-datavol.conf");
-  EXPECT_NE(dropin->find("RequiresMountsFor=/scratch\n"), std::string::npos);
+  EXPECT_NE(dropin->find("Requires=datavol.service\nAfter=datavol.service\n"), std::string::npos) << *dropin;
+  EXPECT_EQ(dropin->find("RequiresMountsFor="), std::string::npos) << *dropin;
   auto unit = read_file(dir + "/img/etc/systemd/system/datavol.service");
   EXPECT_NE(unit->find("scratch.mount"), std::string::npos);
   (void)run_process({"rm", "-rf", dir});

@@ -12,10 +12,14 @@
 //    line makes systemd mount /data itself (nofail), and datavol must see that mount rather
 //    than race it. nofail mounts are not ordered before local-fs.target, hence explicit.
 //  - is Before= every required unit, and each of them gets a drop-in with Requires= and
-//    After=datavol.service plus RequiresMountsFor=<mount>, so they do not start when datavol
-//    failed or refused. (RequiresMountsFor only binds to mount units that exist, so on the
-//    first boot, before the fstab line exists, the Requires= on datavol.service is what holds
-//    them back.) With required_by = [] nothing but datavol's own ordering is generated.
+//    After=datavol.service, so they do not start when datavol failed or refused; datavol
+//    succeeds only with every volume mounted. Not RequiresMountsFor=<mount>: from the second
+//    boot on that binds them to the fstab line's mount unit, and when the disk shows up after
+//    that mount's device timeout (a slow attach, a loaded host: seen in the arm64 boot test
+//    under emulation) the mount fails, and with it docker and ecs, although datavol then
+//    waits longer, finds the disk and mounts /data itself. The ordering is unchanged: datavol
+//    is After= its mounts, so they are After= them too. With required_by = [] nothing but
+//    datavol's own ordering is generated.
 //
 // For SysV images (Amazon Linux 1) the script carries a chkconfig header, whose start
 // priority is chosen below every required service's script found in the image (docker's is
@@ -179,7 +183,6 @@ std::string dropin_text(const UnitSpec& spec) {
     << "[Unit]\n"
     << "Requires=" << kUnitName << "\n"
     << "After=" << kUnitName << "\n";
-  if (!spec.mounts.empty()) o << "RequiresMountsFor=" << join(spec.mounts, " ") << "\n";
   return o.str();
 }
 
