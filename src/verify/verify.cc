@@ -51,6 +51,14 @@ namespace {
 namespace fs = std::filesystem;
 constexpr const char* kVerdictMarker = "AMIBAKE-VERDICT ";
 
+// The kernel's MBR PARTUUID suffix: the partition number as two hex digits ("%02x"), so
+// logical partition 10 is "-0a".
+std::string mbr_partition_suffix(int index) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%02x", index);
+  return buf;
+}
+
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -418,8 +426,7 @@ Result<BootFiles> extract_boot_files(const std::string& root_disk, const std::st
   AMIBAKE_TRY(write_file_atomic(files.initrd, i, 0600));
   std::string root = table.kind == image::TableKind::kGpt
                          ? "PARTUUID=" + lower(part.uuid)
-                         : "PARTUUID=" + lower(table.disk_guid) + "-" + (part.index < 10 ? "0" : "") +
-                               std::to_string(part.index);
+                         : "PARTUUID=" + lower(table.disk_guid) + "-" + mbr_partition_suffix(part.index);
   files.cmdline = "root=" + root + " rw panic=-1";  // console= is the machine's (qemu.cc)
   log::info("booting /boot/" + kernel + " with " + files.cmdline);
   return files;
