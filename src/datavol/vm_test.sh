@@ -14,14 +14,12 @@
 # K and B from `scripts/vm-kernel arm64`) cannot use this machine's root as its userland, so
 # --root DIR names a tree of that architecture (a debootstrap, tests/fixtures/make-boot-image
 # --rootfs-dir) that becomes the guest's root; the current directory and each --share DIR
-# of this machine appear in it at the same paths, read-only. --root-disk FILE instead boots
-# from a raw ext4 image of such a tree, writable (the debootstrap second stage runs that way:
-# QEMU's 9p refuses the device nodes it makes). The foreign busybox is run on this
+# of this machine appear in it at the same paths, read-only. The foreign busybox is run on this
 # machine through qemu-aarch64-static explicitly: no binfmt_misc registration is needed.
 # Exit status: the command's, or 125 when the guest did not report.
 set -eu
 
-kernel_dir= busybox= memory=1536 arch=x86_64 guest_root= root_disk= shares=
+kernel_dir= busybox= memory=1536 arch=x86_64 guest_root= shares=
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel-dir) kernel_dir=$2; shift 2 ;;
@@ -30,13 +28,12 @@ while [ $# -gt 0 ]; do
     --arch) arch=$2; shift 2 ;;
     --root) guest_root=$2; shift 2 ;;
     --share) shares="$shares $2"; shift 2 ;;
-    --root-disk) root_disk=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "vm_test.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$kernel_dir" ] && [ -n "$busybox" ] && [ $# -gt 0 ] || {
-  echo "usage: vm_test.sh --kernel-dir DIR --busybox PATH [--arch x86_64|arm64 --root DIR|--root-disk FILE [--share DIR]...] -- COMMAND..." >&2; exit 2; }
+  echo "usage: vm_test.sh --kernel-dir DIR --busybox PATH [--arch x86_64|arm64 --root DIR [--share DIR]...] -- COMMAND..." >&2; exit 2; }
 
 # What differs per guest architecture: QEMU, its machine, the console, how to run the
 # guest's busybox here.
@@ -55,8 +52,8 @@ if [ -n "$here" ] && ! command -v "$here" >/dev/null; then
   echo "vm_test.sh: $here not found (Debian: qemu-user-static); it runs the guest's busybox here" >&2; exit 2
 fi
 bb() { $here "$busybox" "$@"; }
-if [ -z "$guest_root$root_disk" ] && [ -n "$here" ]; then
-  echo "vm_test.sh: an $arch guest needs --root DIR or --root-disk FILE, a tree of its architecture" >&2; exit 2
+if [ -z "$guest_root" ] && [ -n "$here" ]; then
+  echo "vm_test.sh: an $arch guest needs --root DIR, a tree of its architecture" >&2; exit 2
 fi
 
 vmlinuz=$(ls "$kernel_dir"/boot/vmlinuz-* | head -n 1)
@@ -99,12 +96,7 @@ esac
 root_args="-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
 root_mount="-t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 host"
 : > "$root/shares"
-if [ -n "$root_disk" ]; then
-  [ -f "$root_disk" ] || { echo "vm_test.sh: --root-disk $root_disk: no such file" >&2; exit 2; }
-  # A build disk: flushes need not reach the file before QEMU exits (dpkg flushes a lot).
-  root_args="-drive file=$root_disk,if=virtio,format=raw,cache=unsafe"
-  root_mount="-t ext4 /dev/vda"
-elif [ -n "$guest_root" ]; then
+if [ -n "$guest_root" ]; then
   [ -d "$guest_root" ] || { echo "vm_test.sh: --root $guest_root: no such folder" >&2; exit 2; }
   root_args="-virtfs local,path=$guest_root,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
   n=0
@@ -118,7 +110,6 @@ elif [ -n "$guest_root" ]; then
   done
   : > "$root/keep"
 fi
-[ -z "$root_disk" ] || : > "$root/keep"
 printf '%s\n' "$root_mount" > "$root/root_mount"
 
 cat > "$root/init" <<'INIT'
