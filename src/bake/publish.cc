@@ -474,8 +474,11 @@ Result<json> step_launch_templates(StepContext& ctx) {
                           " answered no version number");
       }
       if (settings(ctx).set_default_version) {
+        // With a client token the call is safe to resend after a lost answer.
         AMIBAKE_TRY(aws::model::call(*pub.client, aws::model::ec2(), "ModifyLaunchTemplate",
                                      Json{{"LaunchTemplateId", id},
+                                          {"ClientToken", short_hash("lt-default:" + ctx.build_id + ":" +
+                                                                     pub.region + ":" + id)},
                                           {"DefaultVersion", std::to_string(version)}}));
       }
       ctx.events.info("launch template " + ref + " in " + pub.region + ": version " +

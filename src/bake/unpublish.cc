@@ -21,6 +21,7 @@
 #include <set>
 
 #include "aws/model.h"
+#include "aws/sigv4.h"
 #include "aws/ssm.h"
 #include "aws/waiter.h"
 #include "bake/build_steps.h"
@@ -86,7 +87,9 @@ Status restore_launch_template(aws::AwsClient& c, const Json& p, Events& events)
   int64_t previous = p.value("previous_default", int64_t{1});
   if (std::find(ours.begin(), ours.end(), current_default) != ours.end()) {
     AMIBAKE_TRY(aws::model::call(c, aws::model::ec2(), "ModifyLaunchTemplate",
-                                 Json{{"LaunchTemplateId", id}, {"DefaultVersion", std::to_string(previous)}}));
+                                 Json{{"LaunchTemplateId", id},
+                                      {"ClientToken", aws::sha256_hex("lt-restore:" + id + ":" + description).substr(0, 32)},
+                                      {"DefaultVersion", std::to_string(previous)}}));
     events.info("launch template " + id + " in " + c.region() + ": default version " +
                 std::to_string(previous) + " again");
   }
