@@ -324,6 +324,35 @@ TEST_F(BakePublish, MissingTargetsAndNonUpdatableEnvironmentsAreRefusedBeforeAny
   EXPECT_TRUE(tagged_with(build_id_in(build.err)).empty());
 }
 
+// Rollback across regions: `publish --ami <older>` finds the older AMI's copies (by
+// name and amibake:build-id) and points everything at them, copying nothing again.
+TEST_F(BakePublish, RollbackWithRegionsReusesTheOlderAmisCopies) {
+  start_emu({});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  CliRun first = amibake({"build", recipe, "--json"});
+  ASSERT_EQ(first.rc, 0) << first.err;
+  auto one = published_of(first);
+  ASSERT_EQ(one.size(), 3u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a new {date} in the name
+  CliRun second = amibake({"build", recipe, "--force"});
+  ASSERT_EQ(second.rc, 0) << second.err;
+  const int64_t copies = emu_calls("ec2:CopyImage");
+  CliRun back = amibake({"publish", recipe, "--ami", one["us-east-1"], "--json"});
+  ASSERT_EQ(back.rc, 0) << back.err;
+  EXPECT_EQ(emu_calls("ec2:CopyImage"), copies) << back.err;
+  EXPECT_EQ(published_of(back), one) << back.out;
+  for (const auto& r : {"us-west-2", "eu-west-1"}) {
+    EXPECT_EQ(aws_cli(r, {"ec2", "describe-images", "--owners", "self"})["Images"].size(), 2u) << r;
+  }
+  expect_pointers(one);
+  // The publish run owns none of the copies: its cleanup would remove nothing.
+  std::string id = build_id_in(back.err);
+  ASSERT_FALSE(id.empty()) << back.err;
+  auto journal = read_file(dir_ + "/state/amibake/builds/" + id + ".jsonl").value_or("");
+  EXPECT_EQ(journal.find("\"event\":\"created\""), std::string::npos) << journal;
+}
+
 // kill -9 while the copies are in flight: awsemu has carried out the first region's
 // CopyImage but holds its answer (--latency), so the copy exists and its id was never
 // seen. The resumed build's client tokens find it: one copy per region.

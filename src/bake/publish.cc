@@ -215,6 +215,23 @@ Result<Json> settled_compute_environment(StepContext& ctx, aws::AwsClient& clien
   return last;
 }
 
+// The copy of `source` (an AMI amibake built) that an earlier publish made in the
+// client's region, or "" when there is none. A copy has its source's name (CopyImage
+// is given it, and names are unique per region) and, through CopyImageTags, its
+// amibake:build-id; both must match.
+Result<std::string> earlier_copy(aws::AwsClient& client, const aws::ec2::Image& source) {
+  std::string build = aws::ec2::find_tag(source.tags, kTagBuildId);
+  if (build.empty()) return std::string();
+  aws::ec2::DescribeImagesRequest find;
+  find.owners = {"self"};
+  find.filters = {{"name", {source.name}}, {"tag:" + std::string(kTagBuildId), {build}}};
+  AMIBAKE_ASSIGN(auto found, aws::ec2::describe_images(client, find));
+  for (const auto& i : found) {
+    if (i.state == "available" || i.state == "pending") return i.image_id;
+  }
+  return std::string();
+}
+
 }  // namespace
 
 // ---- the steps ----
@@ -333,9 +350,22 @@ Result<json> step_copy(StepContext& ctx) {
     AMIBAKE_ASSIGN(aws::AwsClient * c, ctx.client_in(r));
     clients.push_back(c);
   }
-  // Start every copy (journaled before and after), then wait for them together.
+  // Start every copy (journaled before and after), then wait for them together. An
+  // existing AMI (`amibake publish --ami`, the rollback) was copied when it was first
+  // published: its copies are found again and reused, not made again, nor journaled (the
+  // publish run does not own them, so its cleanup does not remove them).
   std::vector<std::string> copies(regions.size());
+  std::vector<bool> reused(regions.size(), false);
+  bool existing = ctx.results["register"].value("published_existing", false);
   for (size_t i = 0; i < regions.size(); ++i) {
+    if (existing) {
+      AMIBAKE_ASSIGN(copies[i], earlier_copy(*clients[i], img));
+      if (!copies[i].empty()) {
+        reused[i] = true;
+        ctx.events.info("reusing " + copies[i] + ", the copy of " + image + " in " + regions[i]);
+        continue;
+      }
+    }
     aws::ec2::CopyImageRequest req;
     req.source_image_id = image;
     req.source_region = home;
@@ -369,6 +399,11 @@ Result<json> step_copy(StepContext& ctx) {
       if (m.ebs && !m.ebs->snapshot_id.empty()) snaps.push_back(m.ebs->snapshot_id);
     }
     // The copy's snapshots carry the build's tags too, so cleanup and prune find them.
+    out["regions"][regions[i]] = {{"image", copies[i]}, {"snapshots", snaps}};
+    if (reused[i]) {
+      out["regions"][regions[i]]["reused"] = true;
+      continue;
+    }
     std::vector<aws::Tag> tags = ctx.tags("root-snapshot", false);
     tags.push_back({kTagFamily, ctx.options.recipe.family});
     tags.push_back({kTagRecipeHash, ctx.options.recipe_hash});
@@ -377,7 +412,6 @@ Result<json> step_copy(StepContext& ctx) {
     for (const auto& s : ids) {
       AMIBAKE_TRY(ctx.journal.created({"snapshot", s, regions[i], ctx.current_step, false, false}));
     }
-    out["regions"][regions[i]] = {{"image", copies[i]}, {"snapshots", snaps}};
   }
   return out;
 }
