@@ -260,6 +260,25 @@ Reply create_launch_template_version(Context& ctx, const Call& call) {
   Reply error;
   LaunchTemplate* t = find_template(ctx, call, &error);
   if (!t) return error;
+  // ClientToken: a retry of a version already made answers that version, as EC2 does;
+  // the same token with other parameters is IdempotentParameterMismatch.
+  std::string token = call.param("ClientToken");
+  std::string asked = call.param("SourceVersion") + "\n" + call.param("VersionDescription") + "\n" +
+                      parse_node(shapes(), call.params, "LaunchTemplateData.").dump();
+  for (const auto& earlier : t->versions) {
+    if (token.empty() || earlier.client_token.empty() || earlier.client_token.find(token + "\n") != 0) {
+      continue;
+    }
+    if (earlier.client_token != token + "\n" + asked) {
+      return error_reply(call, 400, "IdempotentParameterMismatch",
+                         "The client token " + token + " was used with other parameters.");
+    }
+    Xml x;
+    x.open("launchTemplateVersion");
+    write_version(x, *t, earlier);
+    x.close("launchTemplateVersion");
+    return ec2_reply(call, x.str());
+  }
   nlohmann::json data = nlohmann::json::object();
   std::string source = call.param("SourceVersion");
   if (!source.empty()) {
@@ -276,6 +295,7 @@ Reply create_launch_template_version(Context& ctx, const Call& call) {
   v.description = call.param("VersionDescription");
   v.create_time = ctx.now();
   v.data = data;
+  if (!token.empty()) v.client_token = token + "\n" + asked;
   t->versions.push_back(v);
   t->latest_version = v.number;
   ctx.commit();
@@ -448,6 +468,64 @@ Reply describe_launch_template_versions(Context& ctx, const Call& call) {
   return ec2_reply(call, x.str());
 }
 
+// DeleteLaunchTemplateVersions: each asked version is deleted or listed as not deleted
+// with EC2's error codes; the default version cannot be deleted (make another the
+// default first, or delete the whole template), as on EC2.
+Reply delete_launch_template_versions(Context& ctx, const Call& call) {
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  Reply error;
+  LaunchTemplate* t = find_template(ctx, call, &error);
+  if (!t) return error;
+  auto wanted = query_list(call, "LaunchTemplateVersion");
+  if (wanted.empty()) {
+    return error_reply(call, 400, "MissingParameter",
+                       "The request must contain the parameter LaunchTemplateVersion");
+  }
+  if (wanted.size() > 200) {
+    return error_reply(call, 400, "InvalidParameterValue", "At most 200 versions can be deleted at once.");
+  }
+  Xml ok_set, bad_set;
+  auto failed = [&](const std::string& v, const std::string& code, const std::string& message) {
+    bad_set.open("item").leaf("launchTemplateId", t->id).leaf("launchTemplateName", t->name);
+    int64_t n = 0;
+    try {
+      n = std::stoll(v);
+    } catch (const std::exception&) {
+    }
+    bad_set.number("versionNumber", n);
+    bad_set.open("responseError").leaf("code", code).leaf("message", message).close("responseError");
+    bad_set.close("item");
+  };
+  for (const auto& w : wanted) {
+    const LaunchTemplateVersion* v = resolve_version(*t, w);
+    if (!v || w.rfind("$", 0) == 0) {
+      failed(w, "launchTemplateVersionDoesNotExist", "The specified launch template version does not exist.");
+      continue;
+    }
+    if (v->number == t->default_version) {
+      failed(w, "unexpectedError",
+             "Cannot delete the default version of a launch template. Specify another version "
+             "as the default, or delete the launch template.");
+      continue;
+    }
+    int64_t n = v->number;
+    t->versions.erase(std::remove_if(t->versions.begin(), t->versions.end(),
+                                     [n](const LaunchTemplateVersion& x) { return x.number == n; }),
+                      t->versions.end());
+    ok_set.open("item").leaf("launchTemplateId", t->id).leaf("launchTemplateName", t->name);
+    ok_set.number("versionNumber", n).close("item");
+  }
+  ctx.commit();
+  Xml x;
+  x.open("successfullyDeletedLaunchTemplateVersionSet");
+  x.str() += ok_set.str();
+  x.close("successfullyDeletedLaunchTemplateVersionSet");
+  x.open("unsuccessfullyDeletedLaunchTemplateVersionSet");
+  x.str() += bad_set.str();
+  x.close("unsuccessfullyDeletedLaunchTemplateVersionSet");
+  return ec2_reply(call, x.str());
+}
+
 Reply delete_launch_template(Context& ctx, const Call& call) {
   std::lock_guard<std::mutex> lock(ctx.mu());
   Reply error;
@@ -472,6 +550,7 @@ Reply handle_launch_templates(Context& ctx, const Call& call) {
   if (a == "DescribeLaunchTemplates") return describe_launch_templates(ctx, call);
   if (a == "DescribeLaunchTemplateVersions") return describe_launch_template_versions(ctx, call);
   if (a == "DeleteLaunchTemplate") return delete_launch_template(ctx, call);
+  if (a == "DeleteLaunchTemplateVersions") return delete_launch_template_versions(ctx, call);
   return handle_instances(ctx, call);
 }
 

@@ -55,7 +55,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Parameter, name, type, value, da
                                                 description, version, last_modified, history,
                                                 pending, versions_put)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchTemplateVersion, number, description,
-                                                create_time, data)
+                                                create_time, data, client_token)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchTemplate, id, name, client_token,
                                                 default_version, latest_version, create_time, tags,
                                                 versions)

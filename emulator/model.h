@@ -150,6 +150,7 @@ struct Parameter {
 struct LaunchTemplateVersion {
   int64_t number = 1;
   std::string description;
+  std::string client_token;  // CreateLaunchTemplateVersion's; the same token answers this version
   double create_time = 0;
   nlohmann::json data = nlohmann::json::object();
 };

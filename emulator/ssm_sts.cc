@@ -156,6 +156,26 @@ Reply put_parameter(Context& ctx, const Call& call) {
   return json_reply(call, {{"Version", v.version}, {"Tier", "Standard"}});
 }
 
+// DeleteParameter: the parameter and its history go; a parameter whose versions are
+// still being validated goes too (its pending versions are dropped).
+Reply delete_parameter(Context& ctx, const Call& call) {
+  std::string name = call.json.value("Name", "");
+  if (name.empty()) return error_reply(call, 400, "ValidationException", "Name is required");
+  if (name.rfind("/aws/", 0) == 0 || name.rfind("aws", 0) == 0 || name.rfind("ssm", 0) == 0) {
+    return error_reply(call, 400, "AccessDeniedException",
+                       "User is not authorized to perform ssm:DeleteParameter on " + name);
+  }
+  std::lock_guard<std::mutex> lock(ctx.mu());
+  auto it = ctx.world().parameters.find(name);
+  if (it == ctx.world().parameters.end() || (!it->second.exists() && it->second.pending.empty()) ||
+      ctx.hidden(name)) {
+    return error_reply(call, 400, "ParameterNotFound", "Parameter " + name + " not found.");
+  }
+  ctx.world().parameters.erase(it);
+  ctx.commit();
+  return json_reply(call, nlohmann::json::object());
+}
+
 Reply get_parameter_history(Context& ctx, const Call& call) {
   std::string name = call.json.value("Name", "");
   int max = call.json.value("MaxResults", 50);
@@ -281,6 +301,7 @@ Reply handle_ssm(Context& ctx, const Call& call) {
   if (a == "GetParametersByPath") return get_parameters_by_path(ctx, call);
   if (a == "PutParameter") return put_parameter(ctx, call);
   if (a == "GetParameterHistory") return get_parameter_history(ctx, call);
+  if (a == "DeleteParameter") return delete_parameter(ctx, call);
   return error_reply(call, 400, "UnknownOperationException", "awsemu does not implement SSM " + a);
 }
 

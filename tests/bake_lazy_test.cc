@@ -40,16 +40,6 @@ class BakeLazy : public testing::BakeFixture {
     if (::testing::Test::IsSkipped() || HasFatalFailure()) return;
     if (::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no usable /dev/fuse";
   }
-  // awsemu's count of calls to `op` ("ebs:GetSnapshotBlock") so far.
-  int64_t calls(const std::string& op) const {
-    aws::HttpRequest req;
-    req.url = url_ + "/_awsemu/stats";
-    auto r = aws::make_curl_transport()->send(req);
-    EXPECT_TRUE(r.ok());
-    if (!r.ok()) return -1;
-    auto j = nlohmann::json::parse(r.response.body, nullptr, false);
-    return j.is_object() ? j.value(op, int64_t{0}) : -1;
-  }
   // A copy of an example recipe under another name (a different recipe hash would need a
   // content change; --force is used instead where the same content is wanted).
   std::string recipe(const std::string& name) const { return testing::example_recipe(name); }
@@ -74,10 +64,10 @@ class BakeLazy : public testing::BakeFixture {
     CliRun full = amibake({"build", recipe(name), "--fetch", "full"});
     ASSERT_EQ(full.rc, 0) << full.err;
     std::this_thread::sleep_for(1100ms);  // {date} in the name: another second, another name
-    int64_t gets_before = calls("ebs:GetSnapshotBlock");
+    int64_t gets_before = emu_calls("ebs:GetSnapshotBlock");
     CliRun lazy = amibake({"build", recipe(name), "--fetch", "lazy", "--force"});
     ASSERT_EQ(lazy.rc, 0) << lazy.err;
-    int64_t gets = calls("ebs:GetSnapshotBlock") - gets_before;
+    int64_t gets = emu_calls("ebs:GetSnapshotBlock") - gets_before;
     EXPECT_NE(lazy.err.find("moved: fetched"), std::string::npos) << lazy.err;
 
     auto m = manifest_of(lazy);
@@ -262,10 +252,10 @@ TEST_F(BakeLazyBenchBase, LazyBakeFetchesAtMostTwoPercentOfTheWrittenBlocks) {
   const int64_t written = static_cast<int64_t>(data->size());
   EXPECT_GE(written * static_cast<int64_t>(image::kBlockSize), int64_t{2} << 30) << "at least 2 GiB written";
 
-  const int64_t gets_before = calls("ebs:GetSnapshotBlock");
+  const int64_t gets_before = emu_calls("ebs:GetSnapshotBlock");
   CliRun r = amibake({"build", recipe("batch-worker.toml"), "--fetch", "lazy"});
   ASSERT_EQ(r.rc, 0) << r.err;
-  const int64_t gets = calls("ebs:GetSnapshotBlock") - gets_before;
+  const int64_t gets = emu_calls("ebs:GetSnapshotBlock") - gets_before;
   auto m = manifest_of(r);
   const auto& install = m["steps"]["install"];
   ASSERT_EQ(install.value("mode", ""), "lazy") << m.dump(2);

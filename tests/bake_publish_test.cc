@@ -3,13 +3,17 @@
 // pointer read back in every region through the APIs; a second build moves them all;
 // prune lists, keeps what is referenced, and deletes the rest with its snapshots.
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <functional>
+#include <set>
 #include <thread>
 
 #include "aws/ec2.h"
 #include "aws/model.h"
 #include "aws/ssm.h"
 #include "base/files.h"
+#include "tests/support/background.h"
 #include "tests/support/bake_fixture.h"
 
 namespace amibake::testing {
@@ -89,6 +93,61 @@ class BakePublish : public BakeFixture {
                                    "--attribute", "launchPermission"});
       EXPECT_EQ(perm["LaunchPermissions"][0]["UserId"], "111122223333") << region;
     }
+  }
+  // Nothing made twice and nothing leaked by build `id`, whose published AMIs are `pub`:
+  // in each region one AMI of the build (the copies are the only images the account
+  // owns there), only the snapshots that AMI uses, and `lt_versions` versions of bw-lt
+  // (the AWS CLI's first one and one per build).
+  void expect_made_once(const std::string& id, const std::map<std::string, std::string>& pub,
+                        size_t lt_versions) const {
+    for (const auto& [region, ami] : pub) {
+      Json images = aws_cli(region, {"ec2", "describe-images", "--owners", "self", "--filters",
+                                     "Name=tag:amibake:build-id,Values=" + id});
+      ASSERT_EQ(images["Images"].size(), 1u) << region << ": " << images.dump();
+      EXPECT_EQ(images["Images"][0]["ImageId"], ami) << region;
+      std::set<std::string> used;
+      for (const auto& m : images["Images"][0]["BlockDeviceMappings"]) {
+        if (m.contains("Ebs") && m["Ebs"].contains("SnapshotId")) used.insert(m["Ebs"]["SnapshotId"]);
+      }
+      if (region != "us-east-1") {  // us-east-1 also holds the base copy and its snapshot
+        EXPECT_EQ(aws_cli(region, {"ec2", "describe-images", "--owners", "self"})["Images"].size(), 1u)
+            << region << ": an extra image";
+        Json snaps = aws_cli(region, {"ec2", "describe-snapshots", "--owner-ids", "self"});
+        std::set<std::string> have;
+        for (const auto& sn : snaps["Snapshots"]) have.insert(sn["SnapshotId"]);
+        EXPECT_EQ(have, used) << region << ": snapshots beyond the copy's own";
+      }
+      Json versions = aws_cli(region, {"ec2", "describe-launch-template-versions",
+                                       "--launch-template-name", "bw-lt"});
+      EXPECT_EQ(versions["LaunchTemplateVersions"].size(), lt_versions) << region << ": " << versions.dump();
+    }
+  }
+  // Waits until `ready` holds (polled every 50 ms) or `limit` passes.
+  static bool wait_until(const std::function<bool()>& ready, std::chrono::seconds limit) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (ready()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  // Starts `amibake build recipe`, kills it (-9) once `moment` holds, restarts awsemu
+  // with `emu` (state kept) and resumes; returns the build id and the resumed run.
+  std::pair<std::string, CliRun> kill_then_resume(const std::string& recipe,
+                                                  const std::function<bool(const std::string&)>& moment,
+                                                  const std::vector<std::string>& emu) {
+    testing::BackgroundProcess build;
+    std::string log = start_amibake(build, {"build", recipe});
+    bool seen = wait_until([&] { return moment(read_file(log).value_or("")); }, std::chrono::seconds(180));
+    ::kill(build.pid(), SIGKILL);
+    build.stop();
+    std::string text = read_file(log).value_or("");
+    EXPECT_TRUE(seen) << "the moment to kill never came:\n" << text;
+    EXPECT_EQ(text.find("amibake: [done]"), std::string::npos) << "the kill landed too late:\n" << text;
+    std::string id = build_id_in(text);
+    EXPECT_FALSE(id.empty()) << text;
+    start_emu(emu);
+    return {id, amibake({"build", "--resume", id, "--json"})};
   }
   // region -> the family's AMI in it, from the build's --json "published".
   static std::map<std::string, std::string> published_of(const CliRun& run) {
@@ -263,6 +322,177 @@ TEST_F(BakePublish, MissingTargetsAndNonUpdatableEnvironmentsAreRefusedBeforeAny
   EXPECT_NE(build.err.find("launch template 'east-only' does not exist in eu-west-1"), std::string::npos)
       << build.err;
   EXPECT_TRUE(tagged_with(build_id_in(build.err)).empty());
+}
+
+// Rollback across regions: `publish --ami <older>` finds the older AMI's copies (by
+// name and amibake:build-id) and points everything at them, copying nothing again.
+TEST_F(BakePublish, RollbackWithRegionsReusesTheOlderAmisCopies) {
+  start_emu({});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  CliRun first = amibake({"build", recipe, "--json"});
+  ASSERT_EQ(first.rc, 0) << first.err;
+  auto one = published_of(first);
+  ASSERT_EQ(one.size(), 3u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a new {date} in the name
+  CliRun second = amibake({"build", recipe, "--force"});
+  ASSERT_EQ(second.rc, 0) << second.err;
+  const int64_t copies = emu_calls("ec2:CopyImage");
+  CliRun back = amibake({"publish", recipe, "--ami", one["us-east-1"], "--json"});
+  ASSERT_EQ(back.rc, 0) << back.err;
+  EXPECT_EQ(emu_calls("ec2:CopyImage"), copies) << back.err;
+  EXPECT_EQ(published_of(back), one) << back.out;
+  for (const auto& r : {"us-west-2", "eu-west-1"}) {
+    EXPECT_EQ(aws_cli(r, {"ec2", "describe-images", "--owners", "self"})["Images"].size(), 2u) << r;
+  }
+  expect_pointers(one);
+  // The publish run owns none of the copies: its cleanup would remove nothing.
+  std::string id = build_id_in(back.err);
+  ASSERT_FALSE(id.empty()) << back.err;
+  auto journal = read_file(dir_ + "/state/amibake/builds/" + id + ".jsonl").value_or("");
+  EXPECT_EQ(journal.find("\"event\":\"created\""), std::string::npos) << journal;
+}
+
+// kill -9 while the copies are in flight: awsemu has carried out the first region's
+// CopyImage but holds its answer (--latency), so the copy exists and its id was never
+// seen. The resumed build's client tokens find it: one copy per region.
+TEST_F(BakePublish, KillDuringTheCopiesThenResumeMakesOneCopyPerRegion) {
+  start_emu({"--latency", "CopyImage=3000"});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  // The moment: the copy step runs and awsemu took a CopyImage besides the base's own copy.
+  auto [id, resumed] = kill_then_resume(
+      recipe,
+      [&](const std::string& log) {
+        return log.find("amibake: [copy]") != std::string::npos && emu_calls("ec2:CopyImage") >= 2;
+      },
+      {});
+  ASSERT_EQ(resumed.rc, 0) << resumed.err;
+  auto pub = published_of(resumed);
+  ASSERT_EQ(pub.size(), 3u) << resumed.out;
+  expect_made_once(id, pub, 2);
+  expect_pointers(pub);
+}
+
+// kill -9 while Batch updates the first compute environment (UPDATING for 3 s at speed
+// 0.1): the resumed build finds its own update in progress, waits it out and does not
+// send it again; the launch template versions of the finished step are not made again.
+TEST_F(BakePublish, KillDuringTheBatchUpdateThenResumeUpdatesEachEnvironmentOnce) {
+  start_emu({"--speed", "0.1"});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  // The moment: the journal holds the compute environment pointer (written just before
+  // UpdateComputeEnvironment) and awsemu received the update.
+  auto [id, resumed] = kill_then_resume(
+      recipe,
+      [&](const std::string& log) {
+        std::string id = build_id_in(log);
+        if (id.empty()) return false;
+        std::string journal = read_file(dir_ + "/state/amibake/builds/" + id + ".jsonl").value_or("");
+        return journal.find("\"key\":\"compute-environment us-east-1") != std::string::npos &&
+               emu_calls("batch:UpdateComputeEnvironment") >= 1;
+      },
+      {"--speed", "0.1"});
+  ASSERT_EQ(resumed.rc, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("already has this update"), std::string::npos) << resumed.err;
+  // The resumed build updated only the two other regions' environments.
+  EXPECT_EQ(emu_calls("batch:UpdateComputeEnvironment"), 2);
+  EXPECT_EQ(emu_calls("ec2:CreateLaunchTemplateVersion"), 0);
+  auto pub = published_of(resumed);
+  ASSERT_EQ(pub.size(), 3u) << resumed.out;
+  expect_made_once(id, pub, 2);
+  expect_pointers(pub);
+}
+
+// Throttling, server errors and lost answers on the publish operations only (op=):
+// retries with client tokens, the resend of a Batch update whose answer was lost, and
+// SSM's re-put all end in the right pointers, one copy per region, one template version.
+TEST_F(BakePublish, FaultsDuringPublishStillPublishOnceAndRight) {
+  start_emu({"--speed", "0.1", "--faults",
+             "throttle=0.1,5xx=0.1,lost=0.1,op=CopyImage|ModifyImageAttribute|CreateTags|"
+             "EnableImageDeprecation|DescribeLaunchTemplates|CreateLaunchTemplateVersion|"
+             "ModifyLaunchTemplate|ssm:PutParameter|batch:DescribeComputeEnvironments|"
+             "batch:UpdateComputeEnvironment"});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  CliRun r;
+  std::vector<std::string> e = env();
+  e.push_back("AWS_MAX_ATTEMPTS=8");  // three faults in a row are likely over ~60 calls
+  r.rc = run_capture({AMIBAKE_BINARY, "build", recipe, "--json"}, e, &r.out, &r.err);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::string log = read_file(emu_.log_path()).value_or("");
+  EXPECT_NE(log.find("answer lost"), std::string::npos) << "no lost answer was injected";
+  auto pub = published_of(r);
+  ASSERT_EQ(pub.size(), 3u) << r.out;
+  start_emu({});  // read back without faults
+  expect_made_once(build_id_in(r.err), pub, 2);
+  expect_pointers(pub);
+}
+
+// A build that fails after the launch-templates step (Batch denies the update) leaves
+// the pointers of the build before it: cleanup deletes its launch template versions,
+// puts the defaults back, and puts the SSM parameter's value back.
+TEST_F(BakePublish, CleanupOfAFailedPublishPutsEveryPointerBack) {
+  start_emu({});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  CliRun first = amibake({"build", recipe, "--json"});
+  ASSERT_EQ(first.rc, 0) << first.err;
+  auto one = published_of(first);
+  ASSERT_EQ(one.size(), 3u);
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a new {date} in the name
+  start_emu({"--deny", "batch:UpdateComputeEnvironment"});
+  CliRun failed = amibake({"build", recipe, "--force"});
+  ASSERT_EQ(failed.rc, 1) << failed.err;
+  std::string id = build_id_in(failed.err);
+  EXPECT_NE(failed.err.find("amibake cleanup " + id), std::string::npos) << failed.err;
+  // The failed build moved the SSM parameter and the template defaults.
+  auto c = client_in("us-west-2");
+  EXPECT_NE(aws::ssm::get_parameter(*c, "/amibake/bw/image_id")->value, one["us-west-2"]);
+
+  start_emu({});
+  CliRun clean = amibake({"cleanup", id});
+  ASSERT_EQ(clean.rc, 0) << clean.err;
+  EXPECT_TRUE(tagged_with(id).empty());
+  for (const auto& r : kRegions) {
+    Json versions = aws_cli(r, {"ec2", "describe-launch-template-versions", "--launch-template-name", "bw-lt"});
+    EXPECT_EQ(versions["LaunchTemplateVersions"].size(), 2u) << r << ": " << versions.dump();
+    if (r != "us-east-1") {
+      EXPECT_EQ(aws_cli(r, {"ec2", "describe-images", "--owners", "self"})["Images"].size(), 1u) << r;
+    }
+  }
+  expect_pointers(one);
+  // Again: nothing left to do, nothing changed.
+  CliRun again = amibake({"cleanup", id});
+  EXPECT_EQ(again.rc, 0) << again.err;
+  expect_pointers(one);
+}
+
+// The first build's SSM parameter did not exist before it: its cleanup deletes it.
+TEST_F(BakePublish, CleanupDeletesAnSsmParameterTheBuildCreated) {
+  start_emu({"--deny", "ModifyLaunchTemplate"});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  CliRun failed = amibake({"build", recipe});
+  ASSERT_EQ(failed.rc, 1) << failed.err;
+  std::string id = build_id_in(failed.err);
+  start_emu({});
+  auto c = client_in("eu-west-1");
+  ASSERT_TRUE(aws::ssm::get_parameter(*c, "/amibake/bw/image_id"));
+  CliRun clean = amibake({"cleanup", id});
+  ASSERT_EQ(clean.rc, 0) << clean.err;
+  for (const auto& r : kRegions) {
+    auto p = aws::ssm::get_parameter(*client_in(r), "/amibake/bw/image_id");
+    if (p) {
+      ADD_FAILURE() << r << ": the parameter is left, value " << p->value;
+    } else {
+      EXPECT_EQ(p.error().aws_code, "ParameterNotFound") << r;
+    }
+    Json versions = aws_cli(r, {"ec2", "describe-launch-template-versions", "--launch-template-name", "bw-lt"});
+    EXPECT_EQ(versions["LaunchTemplateVersions"].size(), 1u) << r << ": " << versions.dump();
+  }
+  EXPECT_TRUE(tagged_with(id).empty());
 }
 
 }  // namespace

@@ -55,11 +55,9 @@ class Resilience : public testing::BakeFixture {
   void start_build(BackgroundProcess& p, const std::vector<std::string>& args) {
     // The full fetch, whose steps these kills and interrupts aim at one by one; the lazy
     // fetch's own kill -9 and faults are in bake_lazy_test.
-    std::vector<std::string> argv = {AMIBAKE_BINARY, "build", "--fetch", "full"};
+    std::vector<std::string> argv = {"build", "--fetch", "full"};
     argv.insert(argv.end(), args.begin(), args.end());
-    std::string err;
-    build_log_ = dir_ + "/build." + std::to_string(++builds_) + ".log";
-    ASSERT_TRUE(p.start(argv, env(), build_log_, &err)) << err;
+    build_log_ = start_amibake(p, argv);
   }
 
   // Waits for the process to exit by itself; returns its wait status, or -1.
@@ -145,7 +143,6 @@ class Resilience : public testing::BakeFixture {
   }
 
   std::string build_log_;
-  int builds_ = 0;
 };
 
 // ---- kill -9, then --resume ----

@@ -320,6 +320,18 @@ DV=$(awsr eu-west-1 ec2 describe-launch-template-versions --launch-template-name
   || fail "account-wide \$Latest"
 [ "$(awsr eu-west-1 ec2 describe-launch-templates --launch-template-names cli-lt | field 'd["LaunchTemplates"][0]["DefaultVersionNumber"]')" = 2 ] \
   || fail "describe-launch-templates default version"
+# delete-launch-template-versions: the default version stays (EC2's rule), another goes.
+V3=$(awsr eu-west-1 ec2 create-launch-template-version --launch-template-id "$LT" --source-version 1 \
+       --client-token cli-v3 --launch-template-data "{\"ImageId\":\"$EU_BASE\"}" \
+     | field 'd["LaunchTemplateVersion"]["VersionNumber"]')
+[ "$(awsr eu-west-1 ec2 create-launch-template-version --launch-template-id "$LT" --source-version 1 \
+       --client-token cli-v3 --launch-template-data "{\"ImageId\":\"$EU_BASE\"}" \
+     | field 'd["LaunchTemplateVersion"]["VersionNumber"]')" = "$V3" ] || fail "client token made a new version"
+DEL=$(awsr eu-west-1 ec2 delete-launch-template-versions --launch-template-id "$LT" --versions "$V3" 2)
+[ "$(echo "$DEL" | field 'd["SuccessfullyDeletedLaunchTemplateVersions"][0]["VersionNumber"]')" = "$V3" ] \
+  || fail "version $V3 not deleted: $DEL"
+[ "$(echo "$DEL" | field 'd["UnsuccessfullyDeletedLaunchTemplateVersions"][0]["ResponseError"]["Code"]')" = unexpectedError ] \
+  || fail "the default version was deleted: $DEL"
 expect_error_in eu-west-1 InvalidLaunchTemplateName.NotFoundException ec2 describe-launch-templates \
   --launch-template-names nope-lt
 expect_error_in us-east-1 InvalidLaunchTemplateId.NotFound ec2 describe-launch-template-versions \

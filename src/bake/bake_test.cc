@@ -381,6 +381,30 @@ TEST(Recipe, NamePlaceholdersExpand) {
 namespace amibake::bake {
 namespace {
 
+// A resumed publish step records its pointer again: the state from before the build must
+// survive, and cleanup's "restored" must survive a reopen.
+TEST(Journal, PointerKeepsTheFirstRecordAndItsRestoreAcrossReopen) {
+  auto dir = make_temp_dir("amibake-journal");
+  ASSERT_TRUE(dir);
+  std::string id = Journal::new_build_id();
+  {
+    auto j = Journal::create(*dir + "/builds", id, {{"recipe", "r.toml"}});
+    ASSERT_TRUE(j) << j.error().message;
+    ASSERT_TRUE(j->pointer("launch-template us-east-1 lt-1", {{"previous_default", 1}}));
+    ASSERT_TRUE(j->pointer("ssm-parameter us-east-1 /p", {{"previous_value", "ami-1"}}));
+    ASSERT_TRUE(j->pointer("launch-template us-east-1 lt-1", {{"previous_default", 2}}));
+    ASSERT_TRUE(j->pointer_restored("ssm-parameter us-east-1 /p"));
+  }
+  auto j = Journal::open(*dir + "/builds", id);
+  ASSERT_TRUE(j) << j.error().message;
+  const auto& s = j->state();
+  EXPECT_EQ(s.pointer_order, (std::vector<std::string>{"launch-template us-east-1 lt-1",
+                                                       "ssm-parameter us-east-1 /p"}));
+  EXPECT_EQ(s.pointers.at("launch-template us-east-1 lt-1")["previous_default"], 1);
+  EXPECT_FALSE(s.pointers.at("launch-template us-east-1 lt-1").value("restored", false));
+  EXPECT_TRUE(s.pointers.at("ssm-parameter us-east-1 /p").value("restored", false));
+}
+
 TEST(Journal, ReplaysResourcesAndStepsAfterReopen) {
   auto dir = make_temp_dir("amibake-journal");
   ASSERT_TRUE(dir);

@@ -13,6 +13,7 @@
 
 #include "aws/client.h"
 #include "aws/ebs.h"
+#include "aws/model.h"
 #include "aws/query.h"
 #include "aws/waiter.h"
 #include "bake/build.h"
@@ -69,6 +70,18 @@ inline std::string new_root_snapshot(StepContext& ctx) {
 // not have been carried out. The retry layer does not repeat such non-idempotent calls
 // (AttachVolume, CreateSnapshot, RegisterImage...), so the step looks at the outcome.
 inline bool got_no_answer(const Error& e) { return e.aws_code.empty() && e.http_status == 0; }
+
+// True when every computeResources field of `update` (as step "batch" sends it) already
+// has that value in compute environment `ce` (ec2Configuration by imageIdOverride,
+// launchTemplate by version): the update was made, perhaps by an earlier attempt.
+bool compute_environment_has(const aws::model::Json& ce, const aws::model::Json& update);
+
+// Puts back the pointers build `journal` moved (Journal::pointer: compute environments,
+// launch template default versions, SSM parameters; newest first), and deletes the
+// launch template versions it made. A pointer someone else moved since is left as it is.
+// Appends what it could not do to `failed`; `client_in` gives each region's client.
+void restore_pointers(Journal& journal, const std::function<Result<aws::AwsClient*>(const std::string&)>& client_in,
+                      Events& events, std::vector<std::string>& failed);
 
 // Finds the account's copy of the base (by tag) or makes it (CopyImage with a client
 // token from the base id; a shared cache kept across builds) and waits until it is

@@ -139,7 +139,22 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
   std::vector<std::pair<std::string, std::string>> todo;  // kind, id
   std::set<std::string> seen;
   CleanupReport report;
+  // Each region's client, made once (publish reaches other regions).
+  std::map<std::string, std::unique_ptr<aws::AwsClient>> others;
+  auto client_in = [&](const std::string& region) -> Result<aws::AwsClient*> {
+    if (region.empty() || region == client.region()) return &client;
+    auto it = others.find(region);
+    if (it != others.end()) return it->second.get();
+    if (!region_client) return make_error("no client for that region");
+    AMIBAKE_ASSIGN(auto made, region_client(region));
+    aws::AwsClient* raw = made.get();
+    others[region] = std::move(made);
+    return raw;
+  };
   if (journal) {
+    // The pointers the publish steps moved go back first, while the images they name
+    // still exist (unpublish.cc).
+    restore_pointers(*journal, client_in, events, report.failed);
     // Other regions first (publish copies), each through its own client.
     std::map<std::string, std::vector<JournalResource>> elsewhere;
     for (const auto& r : journal->state().live_resources()) {
@@ -150,11 +165,8 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
       }
     }
     for (auto& [region, resources] : elsewhere) {
-      std::unique_ptr<aws::AwsClient> other;
-      if (region_client) {
-        auto made = region_client(region);
-        if (made) other = std::move(*made);
-      }
+      auto made = client_in(region);
+      aws::AwsClient* other = made ? *made : nullptr;
       std::stable_sort(resources.begin(), resources.end(), [](const auto& a, const auto& b) {
         return kind_rank(a.kind) < kind_rank(b.kind);
       });

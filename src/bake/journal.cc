@@ -56,6 +56,15 @@ void apply_entry(JournalState& s, const nlohmann::json& e) {
     s.cleaned = true;
   } else if (ev == "interrupted") {
     s.interrupted = true;
+  } else if (ev == "pointer") {
+    std::string key = e.value("key", "");
+    if (!s.pointers.count(key)) {
+      s.pointers[key] = e.value("before", nlohmann::json::object());
+      s.pointer_order.push_back(key);
+    }
+  } else if (ev == "pointer-restored") {
+    auto it = s.pointers.find(e.value("key", ""));
+    if (it != s.pointers.end()) it->second["restored"] = true;
   }
 }
 
@@ -183,6 +192,15 @@ Status Journal::finished(const nlohmann::json& summary) {
 
 Status Journal::interrupted() {
   return append(nlohmann::json::object({{"event", "interrupted"}}));
+}
+
+Status Journal::pointer(const std::string& key, const nlohmann::json& before) {
+  if (state_.pointers.count(key)) return ok();
+  return append(nlohmann::json::object({{"event", "pointer"}, {"key", key}, {"before", before}}));
+}
+
+Status Journal::pointer_restored(const std::string& key) {
+  return append(nlohmann::json::object({{"event", "pointer-restored"}, {"key", key}}));
 }
 
 Status Journal::cleaned() { return append(nlohmann::json::object({{"event", "cleaned"}})); }

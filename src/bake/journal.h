@@ -40,6 +40,11 @@ struct JournalState {
   nlohmann::json finish;                                // the "finished" entry's fields
   bool cleaned = false;                                 // "cleaned" written
   bool interrupted = false;                             // "interrupted" written (Ctrl-C)
+  // Pointers the build is about to move but does not own (an SSM parameter, a launch
+  // template's default version, a compute environment), each with what to put back,
+  // keyed by "kind region target", in the order first written; "restored" set by cleanup.
+  std::map<std::string, nlohmann::json> pointers;
+  std::vector<std::string> pointer_order;
 
   // Returns the string field `key` of the start entry, or `fallback` when the start
   // entry or the field is missing (a damaged journal must not crash a reader).
@@ -77,6 +82,12 @@ class Journal {
   Status created(const JournalResource& resource);
   // Records that resource `id` is gone.
   Status deleted(const std::string& id);
+  // Records, before the change, that the build moves pointer `key` ("kind region target");
+  // `before` holds what cleanup needs to put it back. The first record of a key wins, so
+  // a resumed step that records again keeps the state from before the build.
+  Status pointer(const std::string& key, const nlohmann::json& before);
+  // Records that cleanup put pointer `key` back (or found nothing to undo).
+  Status pointer_restored(const std::string& key);
   // Records a finished step and its result (ids, counts) for --resume to reuse.
   Status step_done(const std::string& step, const nlohmann::json& result);
   Status finished(const nlohmann::json& summary);

@@ -5,6 +5,13 @@
 // Each step is idempotent on resume: copies carry a client token from the build id and
 // region, launch template versions one from the build id, region and template; SSM and
 // Batch are set to a value, which setting again does not change.
+//
+// The SSM parameter, a launch template's default version and a compute environment are
+// pointers the build moves but does not own. Before moving one, the step journals it
+// (Journal::pointer) with what it pointed at before; the first record wins, so a resumed
+// step keeps the state from before the build (a launch template version is made again
+// from the same SourceVersion, which its client token requires). cleanup (cleanup.cc)
+// puts those pointers back and deletes the build's launch template versions.
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -168,9 +175,86 @@ Result<Json> wait_compute_environment(StepContext& ctx, aws::AwsClient& client, 
   return last;
 }
 
+// What the build's launch template versions and SSM parameter versions say about
+// themselves: cleanup finds them again by it.
+std::string publish_description(const StepContext& ctx) {
+  return "amibake " + ctx.options.recipe.family + " build " + ctx.build_id;
+}
+
+// Journals the SSM parameter `name` in the client's region with its value before this
+// build (none: the parameter did not exist), unless already journaled.
+Status journal_ssm_pointer(StepContext& ctx, aws::AwsClient& client, const std::string& name) {
+  std::string key = "ssm-parameter " + client.region() + " " + name;
+  if (ctx.journal.state().pointers.count(key)) return ok();
+  Json before = {{"kind", "ssm-parameter"}, {"region", client.region()}, {"name", name},
+                 {"description", publish_description(ctx)}};
+  auto current = aws::ssm::get_parameter(client, name);
+  if (current) {
+    before["previous_value"] = current->value;
+    before["previous_version"] = current->version;
+  } else if (current.error().aws_code != "ParameterNotFound") {
+    return current.error().wrap("SSM parameter " + name + " in " + client.region());
+  }
+  return ctx.journal.pointer(key, before);
+}
+
+// Waits (bounded) while the compute environment is CREATING or UPDATING (Batch refuses
+// an update then: a resumed build may find its own update still in progress); returns
+// its description once it has settled.
+Result<Json> settled_compute_environment(StepContext& ctx, aws::AwsClient& client, const std::string& ref) {
+  Json last;
+  auto poll = [&]() -> Result<aws::WaitState> {
+    AMIBAKE_ASSIGN(last, find_compute_environment(client, ref));
+    std::string status = last.value("status", "");
+    bool moving = status == "CREATING" || status == "UPDATING" || status == "DELETING";
+    return aws::WaitState{moving ? status : "settled", last.value("statusReason", "")};
+  };
+  auto w = ctx.wait_options("compute environment " + ref + " in " + client.region(),
+                            std::chrono::minutes(30));
+  AMIBAKE_TRY(aws::wait_for("compute environment " + ref, poll, {"settled"}, {}, w));
+  return last;
+}
+
+// The copy of `source` (an AMI amibake built) that an earlier publish made in the
+// client's region, or "" when there is none. A copy has its source's name (CopyImage
+// is given it, and names are unique per region) and, through CopyImageTags, its
+// amibake:build-id; both must match.
+Result<std::string> earlier_copy(aws::AwsClient& client, const aws::ec2::Image& source) {
+  std::string build = aws::ec2::find_tag(source.tags, kTagBuildId);
+  if (build.empty()) return std::string();
+  aws::ec2::DescribeImagesRequest find;
+  find.owners = {"self"};
+  find.filters = {{"name", {source.name}}, {"tag:" + std::string(kTagBuildId), {build}}};
+  AMIBAKE_ASSIGN(auto found, aws::ec2::describe_images(client, find));
+  for (const auto& i : found) {
+    if (i.state == "available" || i.state == "pending") return i.image_id;
+  }
+  return std::string();
+}
+
 }  // namespace
 
 // ---- the steps ----
+
+bool compute_environment_has(const Json& ce, const Json& update) {
+  const Json& cr = ce["computeResources"];
+  for (const auto& [k, v] : update.items()) {
+    if (!cr.contains(k)) return false;
+    if (k == "launchTemplate") {
+      if (cr[k].value("version", "") != v.value("version", "")) return false;
+    } else if (k == "ec2Configuration") {
+      Json now = Json::array();
+      for (const auto& c : cr[k]) now.push_back(c.value("imageIdOverride", ""));
+      Json want = Json::array();
+      for (const auto& c : v) want.push_back(c.value("imageIdOverride", ""));
+      if (now != want) return false;
+    } else if (cr[k] != v) {
+      return false;
+    }
+  }
+  return true;
+}
+
 
 Result<json> step_publish_check(StepContext& ctx) {
   if (ctx.options.no_publish) return skipped("--no-publish");
@@ -266,9 +350,22 @@ Result<json> step_copy(StepContext& ctx) {
     AMIBAKE_ASSIGN(aws::AwsClient * c, ctx.client_in(r));
     clients.push_back(c);
   }
-  // Start every copy (journaled before and after), then wait for them together.
+  // Start every copy (journaled before and after), then wait for them together. An
+  // existing AMI (`amibake publish --ami`, the rollback) was copied when it was first
+  // published: its copies are found again and reused, not made again, nor journaled (the
+  // publish run does not own them, so its cleanup does not remove them).
   std::vector<std::string> copies(regions.size());
+  std::vector<bool> reused(regions.size(), false);
+  bool existing = ctx.results["register"].value("published_existing", false);
   for (size_t i = 0; i < regions.size(); ++i) {
+    if (existing) {
+      AMIBAKE_ASSIGN(copies[i], earlier_copy(*clients[i], img));
+      if (!copies[i].empty()) {
+        reused[i] = true;
+        ctx.events.info("reusing " + copies[i] + ", the copy of " + image + " in " + regions[i]);
+        continue;
+      }
+    }
     aws::ec2::CopyImageRequest req;
     req.source_image_id = image;
     req.source_region = home;
@@ -302,6 +399,11 @@ Result<json> step_copy(StepContext& ctx) {
       if (m.ebs && !m.ebs->snapshot_id.empty()) snaps.push_back(m.ebs->snapshot_id);
     }
     // The copy's snapshots carry the build's tags too, so cleanup and prune find them.
+    out["regions"][regions[i]] = {{"image", copies[i]}, {"snapshots", snaps}};
+    if (reused[i]) {
+      out["regions"][regions[i]]["reused"] = true;
+      continue;
+    }
     std::vector<aws::Tag> tags = ctx.tags("root-snapshot", false);
     tags.push_back({kTagFamily, ctx.options.recipe.family});
     tags.push_back({kTagRecipeHash, ctx.options.recipe_hash});
@@ -310,7 +412,6 @@ Result<json> step_copy(StepContext& ctx) {
     for (const auto& s : ids) {
       AMIBAKE_TRY(ctx.journal.created({"snapshot", s, regions[i], ctx.current_step, false, false}));
     }
-    out["regions"][regions[i]] = {{"image", copies[i]}, {"snapshots", snaps}};
   }
   return out;
 }
@@ -353,7 +454,8 @@ Result<json> step_ssm(StepContext& ctx) {
     put.type = "String";
     put.data_type = "aws:ec2:image";
     put.overwrite = true;
-    put.description = "amibake family " + ctx.options.recipe.family + ", build " + ctx.build_id;
+    put.description = publish_description(ctx);
+    AMIBAKE_TRY(journal_ssm_pointer(ctx, *pub.client, name));
     AMIBAKE_ASSIGN(auto result, aws::ssm::put_parameter(*pub.client, put));
     // SSM checks aws:ec2:image values after answering: the new version shows only once
     // the AMI id was accepted.
@@ -385,11 +487,18 @@ Result<json> step_launch_templates(StepContext& ctx) {
     for (const auto& ref : settings(ctx).launch_templates) {
       AMIBAKE_ASSIGN(Json lt, find_launch_template(*pub.client, ref));
       std::string id = lt.value("LaunchTemplateId", "");
-      int64_t source = lt.value("DefaultVersionNumber", int64_t{1});
+      // The default before this build (journaled the first time): a resumed step makes
+      // its version from the same source, so the client token answers the same version.
+      std::string key = "launch-template " + pub.region + " " + id;
+      AMIBAKE_TRY(ctx.journal.pointer(key, {{"kind", "launch-template"}, {"region", pub.region},
+                                             {"template", id}, {"name", ref},
+                                             {"previous_default", lt.value("DefaultVersionNumber", int64_t{1})},
+                                             {"description", publish_description(ctx)}}));
+      int64_t source = ctx.journal.state().pointers.at(key).value("previous_default", int64_t{1});
       Json in = {{"LaunchTemplateId", id},
                  {"ClientToken", short_hash("lt:" + ctx.build_id + ":" + pub.region + ":" + id)},
                  {"SourceVersion", std::to_string(source)},
-                 {"VersionDescription", "amibake " + ctx.options.recipe.family + " build " + ctx.build_id},
+                 {"VersionDescription", publish_description(ctx)},
                  {"LaunchTemplateData", {{"ImageId", pub.image}}}};
       AMIBAKE_ASSIGN(Json made, aws::model::call(*pub.client, aws::model::ec2(),
                                                  "CreateLaunchTemplateVersion", in));
@@ -399,8 +508,11 @@ Result<json> step_launch_templates(StepContext& ctx) {
                           " answered no version number");
       }
       if (settings(ctx).set_default_version) {
+        // With a client token the call is safe to resend after a lost answer.
         AMIBAKE_TRY(aws::model::call(*pub.client, aws::model::ec2(), "ModifyLaunchTemplate",
                                      Json{{"LaunchTemplateId", id},
+                                          {"ClientToken", short_hash("lt-default:" + ctx.build_id + ":" +
+                                                                     pub.region + ":" + id)},
                                           {"DefaultVersion", std::to_string(version)}}));
       }
       ctx.events.info("launch template " + ref + " in " + pub.region + ": version " +
@@ -423,7 +535,7 @@ Result<json> step_batch(StepContext& ctx) {
   for (const auto& pub : images) {
     for (const auto& ref : settings(ctx).batch_compute_environments) {
       if (ref.starts_with("arn:") && ref.find(":batch:" + pub.region + ":") == std::string::npos) continue;
-      AMIBAKE_ASSIGN(Json ce, find_compute_environment(*pub.client, ref));
+      AMIBAKE_ASSIGN(Json ce, settled_compute_environment(ctx, *pub.client, ref));
       const Json& cr = ce["computeResources"];
       Json update = Json::object();
       std::string before;
@@ -464,9 +576,32 @@ Result<json> step_batch(StepContext& ctx) {
                           "set ec2Configuration imageIdOverride, or use a launch template listed "
                           "in publish.launch_templates", 2);
       }
-      AMIBAKE_TRY(aws::model::call(*pub.client, aws::model::batch(), "UpdateComputeEnvironment",
-                                   Json{{"computeEnvironment", ce.value("computeEnvironmentArn", ref)},
-                                        {"computeResources", update}}));
+      // What cleanup puts back: the fields this update replaces, as they were before
+      // the build (the first record; a resumed step may already see its own update).
+      std::string arn = ce.value("computeEnvironmentArn", ref);
+      std::string key = "compute-environment " + pub.region + " " + arn;
+      Json restore = Json::object();
+      for (const auto& [k, v] : update.items()) restore[k] = cr.contains(k) ? cr[k] : Json();
+      AMIBAKE_TRY(ctx.journal.pointer(key, {{"kind", "compute-environment"}, {"region", pub.region},
+                                             {"arn", arn}, {"computeResources", restore},
+                                             {"update", update}}));
+      const Json& was = ctx.journal.state().pointers.at(key)["computeResources"];
+      if (was.contains("ec2Configuration") && was["ec2Configuration"].is_array()) {
+        for (const auto& c : was["ec2Configuration"]) before = c.value("imageIdOverride", before);
+      }
+      if (compute_environment_has(ce, update)) {
+        ctx.events.info("compute environment " + ref + " in " + pub.region +
+                        " already has this update (an earlier attempt made it)");
+      } else {
+        auto sent = aws::model::call(*pub.client, aws::model::batch(), "UpdateComputeEnvironment",
+                                     Json{{"computeEnvironment", arn}, {"computeResources", update}});
+        if (!sent) {
+          // A resend after a lost answer finds the environment UPDATING with our own
+          // update (ClientException): that is success.
+          auto now = find_compute_environment(*pub.client, ref);
+          if (!now || !compute_environment_has(*now, update)) return sent.error();
+        }
+      }
       AMIBAKE_ASSIGN(Json after, wait_compute_environment(ctx, *pub.client, ref));
       ctx.events.info("compute environment " + ref + " in " + pub.region + ": " +
                       (before.empty() ? "launch template version" : before) + " -> " + pub.image +

@@ -8,11 +8,15 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "aws/ebs.h"
+#include "aws/http.h"
 #include "aws/ec2.h"
 #include "aws/sigv4.h"
 #include "base/files.h"
@@ -137,7 +141,11 @@ void BakeFixture::TearDown() {
 void BakeFixture::start_emu(const std::vector<std::string>& extra) {
   emu_.stop();
   std::vector<std::string> argv = {AWSEMU_BINARY, "--port", "0", "--data", dir_ + "/emu",
-                                   "--catalog", catalog_dir(), "--speed", "0"};
+                                   "--catalog", catalog_dir()};
+  // Speed 0 unless `extra` names one (awsemu takes --speed once).
+  if (std::find(extra.begin(), extra.end(), "--speed") == extra.end()) {
+    argv.insert(argv.end(), {"--speed", "0"});
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::string err;
   // A fresh log per start: the previous run's "listening" line must not be read.
@@ -162,6 +170,24 @@ CliRun BakeFixture::amibake(std::vector<std::string> args) const {
   args.insert(args.begin(), AMIBAKE_BINARY);
   r.rc = run_capture(args, env(), &r.out, &r.err);
   return r;
+}
+
+std::string BakeFixture::start_amibake(BackgroundProcess& p, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {AMIBAKE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string log = dir_ + "/amibake." + std::to_string(++background_runs_) + ".log";
+  std::string err;
+  EXPECT_TRUE(p.start(argv, env(), log, &err)) << err;
+  return log;
+}
+
+int64_t BakeFixture::emu_calls(const std::string& op) const {
+  aws::HttpRequest req;
+  req.url = url_ + "/_awsemu/stats";
+  auto r = aws::make_curl_transport()->send(req);
+  if (!r.ok()) return -1;
+  auto j = nlohmann::json::parse(r.response.body, nullptr, false);
+  return j.is_object() ? j.value(op, int64_t{0}) : -1;
 }
 
 std::unique_ptr<aws::AwsClient> BakeFixture::client() const {

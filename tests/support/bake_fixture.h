@@ -59,13 +59,20 @@ class BakeFixture : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
-  // (Re)starts awsemu on dir_/emu at speed 0 with the catalog and `extra` flags.
+  // (Re)starts awsemu on dir_/emu with the catalog and `extra` flags, at speed 0 unless
+  // `extra` holds a --speed.
   void start_emu(const std::vector<std::string>& extra);
   // The catalog folder awsemu serves: make-base-images' by default.
   virtual std::string catalog_dir() const { return fixtures_dir(); }
   // amibake's environment: awsemu's endpoint and keys, state, work and TMPDIR in dir_.
   std::vector<std::string> env() const;
   CliRun amibake(std::vector<std::string> args) const;
+  // Starts amibake with `args` in the background (its environment as amibake()'s), its
+  // stdout and stderr to a fresh dir_/amibake.N.log; returns that log's path.
+  std::string start_amibake(BackgroundProcess& p, const std::vector<std::string>& args);
+  // awsemu's count of calls to `op` ("ebs:GetSnapshotBlock", "ec2:CopyImage") since it
+  // last started (its /_awsemu/stats), or -1 when it does not answer.
+  int64_t emu_calls(const std::string& op) const;
   std::unique_ptr<aws::AwsClient> client() const;
   // Ids of the account's images / snapshots carrying tag key = value.
   std::vector<std::string> images_tagged(const std::string& key, const std::string& value) const;
@@ -81,6 +88,7 @@ class BakeFixture : public ::testing::Test {
 
   std::string dir_, url_;
   int emu_starts_ = 0;
+  int background_runs_ = 0;
   BackgroundProcess emu_;
   static inline bool fixtures_ok_ = false;
   static inline std::string fixtures_error_;
