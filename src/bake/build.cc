@@ -512,7 +512,7 @@ Result<BuildResult> run_build(aws::AwsClient& client, const BuildOptions& option
   std::string work_dir = options.work_dir.empty() ? default_work_dir() : options.work_dir;
   AMIBAKE_ASSIGN(Journal journal, open_or_create_journal(options, journal_dir, client));
   StepContext ctx{client, options, events, interrupts, journal, journal.state().build_id,
-                  work_dir + "/" + journal.state().build_id, {}, {}};
+                  work_dir + "/" + journal.state().build_id, {}, {}, {}};
   if (options.on_build_id) options.on_build_id(ctx.build_id);
   AMIBAKE_TRY(make_dirs(ctx.work, 0700));
   ctx.results = journal.state().step_results;
