@@ -37,8 +37,10 @@
 //   not the source's InstanceType) and ClientToken: the inheritance is reported, not
 //   asserted.
 // - Batch UpdateComputeEnvironment ignores computeResources, and EnableImageDeprecation
-//   is not implemented: no recipe here has batch_compute_environments or
-//   deprecate_after_days (amibake would report an update moto never made).
+//   is not implemented: the main tests' recipes have no batch_compute_environments (amibake
+//   would report an update moto never made) and no deprecate_after_days. Two more tests
+//   probe moto with the calls amibake makes and skip naming what moto answered; if a
+//   later moto serves them, they run the step and read it back.
 #include <unistd.h>
 
 #include <filesystem>
@@ -377,6 +379,101 @@ TEST_F(PublishAgainstMoto, PublishAmiMovesLaunchTemplates) {
   ASSERT_TRUE(copy.starts_with("ami-"));
   check_launch_template(pub, kHome, ami_, id);
   check_launch_template(pub, kOther, copy, id);
+  report_gaps();
+}
+
+// Deprecation: moto is probed with the call amibake makes; while it does not serve
+// EnableImageDeprecation (or does not show DeprecationTime after it), the test skips
+// naming what moto answered. When it does, the publish step runs and is read back.
+TEST_F(PublishAgainstMoto, DeprecationRunsWhereMotoServesIt) {
+  ASSERT_NO_FATAL_FAILURE(start_moto(true));
+  std::string probed_ami = register_ami(kHome, "bw-probe", "b-probe");
+  auto c = client(kHome);
+  auto probe = aws::model::call(*c, aws::model::ec2(), "EnableImageDeprecation",
+                                json{{"ImageId", probed_ami}, {"DeprecateAt", "2099-01-01T00:00:00Z"}});
+  if (!probe) {
+    GTEST_SKIP() << "moto does not serve EnableImageDeprecation (it answers HTTP " << probe.error().http_status
+                 << (probe.error().aws_code.empty() ? "" : " " + probe.error().aws_code)
+                 << "), so deprecate_after_days cannot be shown against it";
+  }
+  json probed = cli(kHome, {"ec2", "describe-images", "--image-ids", probed_ami});
+  if (probed["Images"][0].value("DeprecationTime", "").empty()) {
+    GTEST_SKIP() << "moto answers EnableImageDeprecation but DescribeImages shows no DeprecationTime";
+  }
+  make_world();
+  json out = publish(write_recipe("deprecate_after_days = 90\n"));
+  const json& pub = out["published"];
+  std::string copy = check_copy(pub, out.value("build_id", ""));
+  for (const auto& [region, img] : std::map<std::string, std::string>{{kHome, ami_}, {kOther, copy}}) {
+    json i = cli(region, {"ec2", "describe-images", "--image-ids", img});
+    EXPECT_FALSE(i["Images"][0].value("DeprecationTime", "").empty()) << region << ": " << i.dump();
+    EXPECT_FALSE(pub[region].value("deprecate_at", "").empty()) << pub.dump();
+  }
+  report_gaps();
+}
+
+// Batch: a managed environment with imageIdOverride is made in moto and updated with
+// the call amibake makes; while moto ignores computeResources in UpdateComputeEnvironment
+// (the environment keeps its AMI), the test skips naming that. When moto applies it, the
+// publish step runs and is read back.
+TEST_F(PublishAgainstMoto, BatchRunsWhereMotoAppliesTheUpdate) {
+  ASSERT_NO_FATAL_FAILURE(start_moto(true));
+  make_world();
+  // What moto requires of a managed EC2 environment: a service role (Batch's
+  // service-linked one, which amibake requires for in-place updates), an instance
+  // profile, a subnet and a security group.
+  auto make_ce = [&](const std::string& region, const std::string& image) {
+    cli(region, {"iam", "create-role", "--role-name", "AWSServiceRoleForBatch", "--path",
+                 "/aws-service-role/batch.amazonaws.com/", "--assume-role-policy-document",
+                 R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"batch.amazonaws.com"},"Action":"sts:AssumeRole"}]})"});
+    cli(region, {"iam", "create-instance-profile", "--instance-profile-name", "ecsInstanceRole"});
+    json vpc = cli(region, {"ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"});
+    std::string vpc_id = vpc["Vpc"].value("VpcId", "");
+    json sub = cli(region, {"ec2", "create-subnet", "--vpc-id", vpc_id, "--cidr-block", "10.0.1.0/24"});
+    json sg = cli(region, {"ec2", "create-security-group", "--group-name", "bw", "--description", "bw",
+                           "--vpc-id", vpc_id});
+    json cr = {{"type", "EC2"}, {"allocationStrategy", "BEST_FIT_PROGRESSIVE"}, {"minvCpus", 0},
+               {"maxvCpus", 16}, {"instanceTypes", {"optimal"}},
+               {"subnets", {sub["Subnet"].value("SubnetId", "")}},
+               {"securityGroupIds", {sg.value("GroupId", "")}},
+               {"instanceRole", "arn:aws:iam::123456789012:instance-profile/ecsInstanceRole"},
+               {"ec2Configuration", {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", image}}}}};
+    cli(region, {"batch", "create-compute-environment", "--compute-environment-name", "bw-ce", "--type",
+                 "MANAGED", "--service-role",
+                 "arn:aws:iam::123456789012:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch",
+                 "--compute-resources", cr.dump()});
+  };
+  auto override_of = [&](const std::string& region) {
+    json ce = cli(region, {"batch", "describe-compute-environments", "--compute-environments", "bw-ce"});
+    if (ce["computeEnvironments"].empty()) return std::string("(no environment)");
+    json conf = ce["computeEnvironments"][0]["computeResources"].value("ec2Configuration", json::array());
+    return conf.empty() ? std::string("(none)") : conf[0].value("imageIdOverride", std::string("(none)"));
+  };
+  make_ce(kHome, old_ami_[kHome]);
+  ASSERT_EQ(override_of(kHome), old_ami_[kHome]);
+  auto c = client(kHome);
+  auto probe = aws::model::call(
+      *c, aws::model::batch(), "UpdateComputeEnvironment",
+      json{{"computeEnvironment", "bw-ce"},
+           {"computeResources", {{"ec2Configuration", {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", ami_}}}}}}});
+  ASSERT_TRUE(probe) << "moto refused UpdateComputeEnvironment: " << probe.error().describe();
+  std::string after = override_of(kHome);
+  if (after != ami_) {
+    GTEST_SKIP() << "moto answers UpdateComputeEnvironment but ignores its computeResources (imageIdOverride "
+                 << "stays " << after << ", not " << ami_
+                 << "), so batch_compute_environments cannot be shown against it";
+  }
+  // moto applies the update: put the environment back, make the other region's, publish.
+  ASSERT_TRUE(aws::model::call(*c, aws::model::batch(), "UpdateComputeEnvironment",
+                               json{{"computeEnvironment", "bw-ce"},
+                                    {"computeResources",
+                                     {{"ec2Configuration",
+                                       {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", old_ami_[kHome]}}}}}}}));
+  make_ce(kOther, old_ami_[kOther]);
+  json out = publish(write_recipe("batch_compute_environments = [\"bw-ce\"]\n"));
+  std::string copy = check_copy(out["published"], out.value("build_id", ""));
+  EXPECT_EQ(override_of(kHome), ami_);
+  EXPECT_EQ(override_of(kOther), copy);
   report_gaps();
 }
 
