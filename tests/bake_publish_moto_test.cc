@@ -19,13 +19,10 @@
 // Where moto differs from AWS (probed by hand against moto 5.2, and by the tests where it
 // matters). None is worked around in amibake; the recipes avoid what they can:
 // - moto's signature check of a form-encoded (Query protocol: EC2) body re-encodes the
-//   parsed form instead of hashing the bytes received, so a value with a space, which
-//   amibake sends as %20 (RFC 3986, as SigV4 canonicalizes), is refused with AuthFailure;
-//   botocore sends '+' and passes. AWS hashes the bytes it got and takes both. Affected:
-//   CreateLaunchTemplateVersion (its VersionDescription "amibake FAMILY build ID" has
-//   spaces) and CopyImage of an AMI whose description has spaces. So the AMIs here have
-//   no description, and the launch template test shows the refusal (and that it is the
-//   encoding) under signature checking, then runs the step against a moto without it.
+//   parsed form instead of hashing the bytes received, so a space must be sent as '+'
+//   (botocore's urlencode), as amibake now does; AWS hashes the bytes and takes %20 too.
+//   amibake sent %20 until this test showed the refusal (AuthFailure on
+//   CreateLaunchTemplateVersion, whose VersionDescription has spaces).
 // - CopyImage ignores CopyImageTags and ClientToken: the copy has no tags (a later
 //   `publish --ami` of the same AMI cannot find the copy again by amibake:build-id and
 //   copies again; prune does not see the copy as the family's), and a resent CopyImage
@@ -330,55 +327,26 @@ TEST_F(PublishAgainstMoto, PublishAmiCopiesSharesAndSetsSsmWithSignaturesChecked
   report_gaps();
 }
 
-// Launch templates. Under signature checking moto refuses amibake's
-// CreateLaunchTemplateVersion (its signature check re-encodes the form; see the top of
-// this file): the test shows that refusal and that the encoding is the cause, then runs
-// the same publish against a moto without signature checking and reads it back.
+// Launch templates, every request signed and checked by moto. The version's description
+// ("amibake FAMILY build ID") has spaces: this failed with AuthFailure while amibake sent
+// a space in a form body as %20 (see the top of this file); the encoder now sends '+'.
 TEST_F(PublishAgainstMoto, PublishAmiMovesLaunchTemplates) {
   ASSERT_NO_FATAL_FAILURE(start_moto(true));
   make_world();
-  std::string recipe = write_recipe("launch_templates = [\"bw-lt\"]\n");
-  CliRun signed_run = amibake({"publish", recipe, "--ami", ami_, "--json"});
-  if (signed_run.rc == 0) {
-    // moto's signature check takes %20 now: the launch templates are checked right here.
-    json out = json::parse(signed_run.out, nullptr, false);
-    ASSERT_FALSE(out.is_discarded()) << signed_run.out;
-    std::string id = out.value("build_id", "");
-    std::string copy = check_copy(out["published"], id);
-    check_launch_template(out["published"], kHome, ami_, id);
-    check_launch_template(out["published"], kOther, copy, id);
-    report_gaps();
-    return;
-  }
-  ASSERT_NE(signed_run.err.find("CreateLaunchTemplateVersion: AuthFailure"), std::string::npos)
-      << signed_run.err;
-  // The cause is the encoding of a space: the same name with a space (%20 from amibake's
-  // encoder) is refused, without one it is answered; the CLI (botocore sends '+') gets
-  // moto's real answer for the name with a space.
-  auto c = client(kHome);
-  auto spaced = aws::model::call(*c, aws::model::ec2(), "DescribeLaunchTemplates",
-                                 json{{"LaunchTemplateNames", json::array({"bw lt"})}});
-  ASSERT_FALSE(spaced);
-  EXPECT_EQ(spaced.error().aws_code, "AuthFailure") << spaced.error().describe();
-  auto plain = aws::model::call(*c, aws::model::ec2(), "DescribeLaunchTemplates",
-                                json{{"LaunchTemplateNames", json::array({"bw-lt"})}});
-  ASSERT_TRUE(plain) << plain.error().describe();
-  std::string out, err;
-  EXPECT_NE(cli_rc(kHome, {"ec2", "describe-launch-templates", "--launch-template-names", "bw lt"}, &out, &err), 0);
-  EXPECT_NE(err.find("InvalidLaunchTemplateName.NotFoundException"), std::string::npos) << err;
-  gaps_.push_back("under signature checking moto refuses a form value with %20 (CreateLaunchTemplateVersion's "
-                  "VersionDescription); the launch template step ran against moto without signature checking");
-
-  ASSERT_NO_FATAL_FAILURE(start_moto(false));
-  make_world();
-  json pubout = publish(recipe);
-  std::string id = pubout.value("build_id", "");
-  ASSERT_FALSE(id.empty()) << pubout.dump();
-  const json& pub = pubout["published"];
+  json out = publish(write_recipe("launch_templates = [\"bw-lt\"]\n"));
+  std::string id = out.value("build_id", "");
+  ASSERT_FALSE(id.empty()) << out.dump();
+  const json& pub = out["published"];
   std::string copy = check_copy(pub, id);
   ASSERT_TRUE(copy.starts_with("ami-"));
   check_launch_template(pub, kHome, ami_, id);
   check_launch_template(pub, kOther, copy, id);
+  // The encoding itself: a name with a space is answered (NotFound), not refused.
+  auto c = client(kHome);
+  auto spaced = aws::model::call(*c, aws::model::ec2(), "DescribeLaunchTemplates",
+                                 json{{"LaunchTemplateNames", json::array({"bw lt"})}});
+  ASSERT_FALSE(spaced);
+  EXPECT_NE(spaced.error().aws_code, "AuthFailure") << spaced.error().describe();
   report_gaps();
 }
 

@@ -1,8 +1,9 @@
 // EC2/Query form encoding (see query.h).
 //
-// Percent-encoding uses sigv4::uri_encode: the form body must be encoded exactly as
-// the signer's canonical query would encode it, and botocore encodes form values
-// with the same RFC 3986 unreserved set, so one encoder serves both.
+// Percent-encoding is botocore's (urlencode: quote_plus): the RFC 3986 unreserved set kept,
+// everything else as %XX, except a space, which is '+'. AWS takes %20 as well (the
+// signature covers the body's bytes), but moto re-encodes the parsed form to check the
+// signature and refused every value with a space sent as %20.
 #include "aws/query.h"
 
 #include "aws/sigv4.h"
@@ -66,13 +67,31 @@ void QueryForm::add_tag_specifications(const std::vector<TagSpecification>& spec
   }
 }
 
+namespace {
+
+// uri_encode writes a '%' of the input as "%25", so "%20" in its output is a space.
+std::string form_encode(std::string_view s) {
+  std::string encoded = sigv4::uri_encode(s), out;
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    if (encoded.compare(i, 3, "%20") == 0) {
+      out += '+';
+      i += 2;
+    } else {
+      out += encoded[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string QueryForm::encode() const {
   std::string out;
   for (const auto& [key, value] : fields_) {
     if (!out.empty()) out += '&';
-    out += sigv4::uri_encode(key);
+    out += form_encode(key);
     out += '=';
-    out += sigv4::uri_encode(value);
+    out += form_encode(value);
   }
   return out;
 }
