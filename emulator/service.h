@@ -274,6 +274,7 @@ Reply handle_ec2_images(Context& ctx, const Call& call);   // image operations
 Reply handle_ec2_storage(Context& ctx, const Call& call);  // volumes, snapshots
 Reply handle_ssm(Context& ctx, const Call& call);
 Reply handle_batch(Context& ctx, const Call& call);  // batch.cc
+Reply handle_kms(Context& ctx, const Call& call);    // kms.cc: DescribeKey
 Reply handle_launch_templates(Context& ctx, const Call& call);  // launch_templates.cc
 Reply handle_instances(Context& ctx, const Call& call);         // instances.cc
 Reply handle_sts(Context& ctx, const Call& call);

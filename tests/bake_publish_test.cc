@@ -324,6 +324,64 @@ TEST_F(BakePublish, MissingTargetsAndNonUpdatableEnvironmentsAreRefusedBeforeAny
   EXPECT_TRUE(tagged_with(build_id_in(build.err)).empty());
 }
 
+// An AMI encrypted with the AWS-managed key aws/ebs cannot be shared: publish-check asks
+// KMS (DescribeKey) about every key the shared AMIs use and refuses before anything is
+// shared or copied — the key of a `publish --ami` AMI's snapshots, a region's copy key.
+TEST_F(BakePublish, SharingWhatTheAwsManagedKeyEncryptsIsRefusedBeforeAnythingIsMade) {
+  start_emu({});
+  CliRun built = amibake({"build", write_recipe("plain.toml", "")});
+  ASSERT_EQ(built.rc, 0) << built.err;
+  std::string ami = built.out.substr(0, built.out.find('\n'));
+  // Encrypted without a key: EC2 encrypts the copy's snapshot with aws/ebs.
+  Json copy = aws_cli("us-east-1", {"ec2", "copy-image", "--source-image-id", ami, "--source-region",
+                                    "us-east-1", "--name", "bw-aws-ebs", "--encrypted", "--copy-image-tags"});
+  std::string encrypted = copy.value("ImageId", "");
+  ASSERT_FALSE(encrypted.empty()) << copy.dump();
+  aws_cli("us-east-1", {"ec2", "wait", "image-available", "--image-ids", encrypted});
+  Json snap = aws_cli("us-east-1", {"ec2", "describe-snapshots", "--snapshot-ids",
+                                    aws_cli("us-east-1", {"ec2", "describe-images", "--image-ids", encrypted})
+                                        ["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]});
+  std::string key = snap["Snapshots"][0].value("KmsKeyId", "");
+  ASSERT_EQ(aws_cli("us-east-1", {"kms", "describe-key", "--key-id", key})["KeyMetadata"]["KeyManager"], "AWS");
+
+  std::string recipe = write_recipe("share.toml", "[publish]\nregions = [\"us-west-2\"]\n"
+                                                  "share_accounts = [\"111122223333\"]\n");
+  const int64_t copies = emu_calls("ec2:CopyImage");
+  CliRun pub = amibake({"publish", recipe, "--ami", encrypted});
+  EXPECT_EQ(pub.rc, 2) << pub.err;
+  EXPECT_NE(pub.err.find("is the AWS-managed KMS key " + key), std::string::npos) << pub.err;
+  EXPECT_NE(pub.err.find("customer-managed KMS key whose key policy lets the shared accounts use it"),
+            std::string::npos)
+      << pub.err;
+  EXPECT_EQ(emu_calls("ec2:CopyImage"), copies);
+  EXPECT_EQ(emu_calls("ec2:ModifyImageAttribute"), 0);
+  EXPECT_TRUE(aws_cli("us-west-2", {"ec2", "describe-images", "--owners", "self"})["Images"].empty());
+  Json perm = aws_cli("us-east-1", {"ec2", "describe-image-attribute", "--image-id", encrypted,
+                                    "--attribute", "launchPermission"});
+  EXPECT_TRUE(perm["LaunchPermissions"].empty()) << perm.dump();
+  // The unencrypted AMI itself may be shared.
+  EXPECT_EQ(amibake({"plan", recipe}).rc, 0);
+
+  // A region's copy key: aws/ebs is refused by plan and build; a customer-managed one is not.
+  std::string managed = write_recipe("managed.toml", "[publish]\nregions = [\"us-west-2\"]\n"
+                                                     "kms_key_ids = { \"us-west-2\" = \"alias/aws/ebs\" }\n"
+                                                     "share_accounts = [\"111122223333\"]\n");
+  CliRun plan = amibake({"plan", managed});
+  EXPECT_EQ(plan.rc, 2) << plan.err;
+  EXPECT_NE(plan.err.find("publish.kms_key_ids us-west-2 is the AWS-managed KMS key alias/aws/ebs"),
+            std::string::npos)
+      << plan.err;
+  CliRun build = amibake({"build", managed, "--force"});
+  EXPECT_EQ(build.rc, 2) << build.err;
+  EXPECT_TRUE(tagged_with(build_id_in(build.err)).empty());
+  EXPECT_EQ(emu_calls("ec2:CopyImage"), copies);
+  std::string customer = write_recipe("customer.toml", "[publish]\nregions = [\"us-west-2\"]\n"
+                                                       "kms_key_ids = { \"us-west-2\" = \"alias/ami\" }\n"
+                                                       "share_accounts = [\"111122223333\"]\n");
+  CliRun fine = amibake({"plan", customer});
+  EXPECT_EQ(fine.rc, 0) << fine.err;
+}
+
 // Rollback across regions: `publish --ami <older>` finds the older AMI's copies (by
 // name and amibake:build-id) and points everything at them, copying nothing again.
 TEST_F(BakePublish, RollbackWithRegionsReusesTheOlderAmisCopies) {

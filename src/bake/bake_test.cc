@@ -639,7 +639,7 @@ TEST(RecipePublish, IamPolicyAddsExactlyWhatPublishNeeds) {
   for (const char* a : {"ec2:CopyImage", "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute",
                         "ssm:PutParameter", "ec2:CreateLaunchTemplateVersion",
                         "batch:UpdateComputeEnvironment", "ec2:EnableImageDeprecation",
-                        "ec2:DeregisterImage"}) {
+                        "ec2:DeregisterImage", "kms:DescribeKey"}) {
     EXPECT_NE(std::find(actions.begin(), actions.end(), a), actions.end()) << a;
   }
   // set_default_version = false: the template's default is never changed.
