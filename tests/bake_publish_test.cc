@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "aws/ec2.h"
@@ -430,6 +431,57 @@ TEST_F(BakePublish, KillDuringTheCopiesThenResumeMakesOneCopyPerRegion) {
   ASSERT_EQ(pub.size(), 3u) << resumed.out;
   expect_made_once(id, pub, 2);
   expect_pointers(pub);
+}
+
+// kill -9 after awsemu made the first region's copy but before its id reached the journal
+// (awsemu holds the CopyImage answer, --latency), then `amibake cleanup` (no --resume):
+// the journal's intent names the region, and cleanup finds the copy there by its
+// amibake:build-id tag and removes it with its (untagged) snapshots.
+TEST_F(BakePublish, KillBetweenCopyImageAndItsJournalLineThenCleanupLeaksNoCopy) {
+  start_emu({"--latency", "CopyImage=3000"});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  testing::BackgroundProcess build;
+  std::string log = start_amibake(build, {"build", recipe});
+  bool seen = wait_until(
+      [&] {
+        return read_file(log).value_or("").find("amibake: [copy]") != std::string::npos &&
+               emu_calls("ec2:CopyImage") >= 2;  // the base's own copy, then us-west-2's
+      },
+      std::chrono::seconds(180));
+  ::kill(build.pid(), SIGKILL);
+  build.stop();
+  std::string text = read_file(log).value_or("");
+  ASSERT_TRUE(seen) << text;
+  std::string id = build_id_in(text);
+  ASSERT_FALSE(id.empty()) << text;
+  std::string journal = read_file(dir_ + "/state/amibake/builds/" + id + ".jsonl").value_or("");
+  ASSERT_NE(journal.find("\"region\":\"us-west-2\""), std::string::npos) << journal;
+  std::istringstream lines(journal);
+  for (std::string line; std::getline(lines, line);) {
+    Json e = Json::parse(line, nullptr, false);
+    ASSERT_FALSE(e.is_object() && e.value("event", "") == "created" && e.value("region", "") != "us-east-1")
+        << "a copy reached the journal: the kill came too late\n" << journal;
+  }
+  start_emu({});
+  auto tagged_in = [&](const std::string& region, const char* what) {
+    std::string cmd = std::string("describe-") + what;
+    Json j = aws_cli(region, {"ec2", cmd, what == std::string("images") ? "--owners" : "--owner-ids", "self",
+                              "--filters", "Name=tag:amibake:build-id,Values=" + id});
+    return j[what == std::string("images") ? "Images" : "Snapshots"].size();
+  };
+  ASSERT_EQ(tagged_in("us-west-2", "images"), 1u) << "no copy was made before the kill";
+
+  CliRun clean = amibake({"cleanup", id});
+  ASSERT_EQ(clean.rc, 0) << clean.err;
+  EXPECT_NE(clean.err.find("in us-west-2 (found by the build's tag"), std::string::npos) << clean.err;
+  EXPECT_TRUE(tagged_with(id).empty());
+  for (const auto& r : {"us-west-2", "eu-west-1"}) {
+    EXPECT_EQ(tagged_in(r, "images"), 0u) << r;
+    EXPECT_TRUE(aws_cli(r, {"ec2", "describe-images", "--owners", "self"})["Images"].empty()) << r;
+    Json snaps = aws_cli(r, {"ec2", "describe-snapshots", "--owner-ids", "self"});
+    EXPECT_TRUE(snaps["Snapshots"].empty()) << r << ": " << snaps.dump();
+  }
 }
 
 // kill -9 while Batch updates the first compute environment (UPDATING for 3 s at speed

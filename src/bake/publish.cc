@@ -427,7 +427,9 @@ Result<json> step_copy(StepContext& ctx) {
       req.encrypted = true;
       req.kms_key_id = key->second;
     }
-    AMIBAKE_TRY(ctx.journal.intent(ctx.current_step, "image", req.client_token));
+    // The region goes in the intent: a kill before the "created" line leaves cleanup the
+    // region to search by the build's tag (CopyImageTags carries it to the copy).
+    AMIBAKE_TRY(ctx.journal.intent(ctx.current_step, "image", req.client_token, regions[i]));
     AMIBAKE_ASSIGN(copies[i], aws::ec2::copy_image(*clients[i], req));
     AMIBAKE_TRY(ctx.journal.created({"image", copies[i], regions[i], ctx.current_step, false, false}));
     ctx.events.info("copying " + image + " to " + regions[i] + " as " + copies[i]);
