@@ -514,6 +514,54 @@ TEST_F(BakePublish, KillDuringTheBatchUpdateThenResumeUpdatesEachEnvironmentOnce
   expect_pointers(pub);
 }
 
+// Batch turns an environment INVALID when an AMI its update names cannot be described
+// when Batch applies the update — here the build's AMI, deregistered (as by a person)
+// while the environment is UPDATING (6 s at speed 0.2). The batch step fails with Batch's
+// statusReason; cleanup puts the environment's imageIdOverride back and waits until it is
+// VALID again.
+TEST_F(BakePublish, AnInvalidComputeEnvironmentFailsTheBatchStepAndCleanupPutsItBackValid) {
+  start_emu({"--speed", "0.2"});
+  std::string base = aws_cli("us-east-1", {"ec2", "describe-images", "--owners", "amazon"})["Images"][0]["ImageId"];
+  aws_cli("us-east-1", {"batch", "create-compute-environment", "--compute-environment-name", "ov-ce",
+                        "--type", "MANAGED", "--compute-resources",
+                        R"({"type":"EC2","allocationStrategy":"BEST_FIT_PROGRESSIVE","minvCpus":0,"maxvCpus":16,)"
+                        R"("instanceTypes":["optimal"],"subnets":["subnet-1"],"securityGroupIds":["sg-1"],)"
+                        R"("instanceRole":"ecsInstanceRole","ec2Configuration":[{"imageType":"ECS_AL2023",)"
+                        R"("imageIdOverride":")" + base + R"("}]})"});
+  std::string recipe = write_recipe("ov.toml", "[publish]\nbatch_compute_environments = [\"ov-ce\"]\n");
+  testing::BackgroundProcess build;
+  std::string log = start_amibake(build, {"build", recipe});
+  ASSERT_TRUE(wait_until([&] { return emu_calls("batch:UpdateComputeEnvironment") >= 1; },
+                         std::chrono::seconds(300)))
+      << read_file(log).value_or("");
+  std::string id = build_id_in(read_file(log).value_or(""));
+  ASSERT_FALSE(id.empty());
+  Json mine = aws_cli("us-east-1", {"ec2", "describe-images", "--owners", "self", "--filters",
+                                    "Name=tag:amibake:build-id,Values=" + id});
+  ASSERT_EQ(mine["Images"].size(), 1u) << mine.dump();
+  std::string ami = mine["Images"][0]["ImageId"];
+  Json ce = aws_cli("us-east-1", {"batch", "describe-compute-environments", "--compute-environments", "ov-ce"});
+  ASSERT_EQ(ce["computeEnvironments"][0]["status"], "UPDATING") << "the update ended before the AMI went";
+  aws_cli("us-east-1", {"ec2", "deregister-image", "--image-id", ami});
+  ASSERT_TRUE(wait_until([&] { return !build.running(); }, std::chrono::seconds(120)));
+  std::string text = read_file(log).value_or("");
+  EXPECT_NE(text.find("reached state 'INVALID'"), std::string::npos) << text;
+  EXPECT_NE(text.find("CLIENT_ERROR - AMI cannot be described"), std::string::npos) << text;
+  EXPECT_NE(text.find("amibake cleanup " + id), std::string::npos) << text;
+  ce = aws_cli("us-east-1", {"batch", "describe-compute-environments", "--compute-environments", "ov-ce"});
+  EXPECT_EQ(ce["computeEnvironments"][0]["status"], "INVALID");
+  EXPECT_EQ(ce["computeEnvironments"][0]["computeResources"]["ec2Configuration"][0]["imageIdOverride"], ami);
+
+  CliRun clean = amibake({"cleanup", id});
+  ASSERT_EQ(clean.rc, 0) << clean.err;
+  EXPECT_NE(clean.err.find("VALID again"), std::string::npos) << clean.err;
+  // cleanup returned only once the environment was VALID again, with the AMI from before.
+  ce = aws_cli("us-east-1", {"batch", "describe-compute-environments", "--compute-environments", "ov-ce"});
+  EXPECT_EQ(ce["computeEnvironments"][0]["status"], "VALID") << ce.dump();
+  EXPECT_EQ(ce["computeEnvironments"][0]["computeResources"]["ec2Configuration"][0]["imageIdOverride"], base);
+  EXPECT_TRUE(tagged_with(id).empty());
+}
+
 // Throttling, server errors and lost answers on the publish operations only (op=):
 // retries with client tokens, the resend of a Batch update whose answer was lost, and
 // SSM's re-put all end in the right pointers, one copy per region, one template version.
