@@ -274,6 +274,44 @@ Reply delete_environment(Context& ctx, const Call& call) {
 
 }  // namespace
 
+// The AMIs Batch launches an environment's instances from: each ec2Configuration
+// imageIdOverride, else the AMI of its launch template's version ($Default when none is
+// named). Batch checks them when it applies an update (not when it answers the call):
+// an AMI that does not exist in the region or is not available turns the environment
+// INVALID. The reason is worded as users report Batch's ("CLIENT_ERROR - AMI cannot be
+// described", aws-quickstart/quickstart-illumina-dragen#35); AWS does not document it.
+std::string batch_image_problem(const World& w, const ComputeEnvironment& ce) {
+  const json& cr = ce.compute_resources;
+  if (!cr.is_object()) return "";
+  std::vector<std::string> amis;
+  if (cr.contains("ec2Configuration") && cr["ec2Configuration"].is_array()) {
+    for (const auto& c : cr["ec2Configuration"]) {
+      if (c.is_object() && c.contains("imageIdOverride")) amis.push_back(c.value("imageIdOverride", ""));
+    }
+  }
+  if (amis.empty() && cr.contains("launchTemplate") && cr["launchTemplate"].is_object()) {
+    const json& spec = cr["launchTemplate"];
+    const LaunchTemplate* lt = nullptr;
+    for (const auto& [id, t] : w.launch_templates) {
+      if (id == spec.value("launchTemplateId", "") || t.name == spec.value("launchTemplateName", "")) lt = &t;
+    }
+    if (!lt) return "CLIENT_ERROR - Launch template " + spec.value("launchTemplateName", spec.value("launchTemplateId", "")) +
+                    " does not exist";
+    std::string v = spec.value("version", "$Default");
+    int64_t n = v == "$Latest" ? lt->latest_version : v == "$Default" ? lt->default_version : std::atoll(v.c_str());
+    for (const auto& version : lt->versions) {
+      if (version.number == n && version.data.contains("ImageId")) amis.push_back(version.data.value("ImageId", ""));
+    }
+  }
+  for (const auto& ami : amis) {
+    auto it = w.images.find(ami);
+    if (it == w.images.end() || it->second.state != "available") {
+      return "CLIENT_ERROR - AMI cannot be described";
+    }
+  }
+  return "";
+}
+
 Reply handle_batch(Context& ctx, const Call& call) {
   const std::string& a = call.action;
   if (a == "CreateComputeEnvironment") return create_environment(ctx, call);

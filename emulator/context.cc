@@ -207,6 +207,13 @@ bool Context::advance_region(World& w, double t) {
       ce.status = ce.next_status;
       ce.next_status.clear();
       if (ce.status == "VALID") ce.status_reason = "ComputeEnvironment Healthy";
+      if (ce.status == "VALID" && ce.type == "MANAGED") {
+        std::string problem = batch_image_problem(w, ce);
+        if (!problem.empty()) {
+          ce.status = "INVALID";
+          ce.status_reason = problem;
+        }
+      }
     }
     ++it;
   }

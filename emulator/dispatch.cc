@@ -175,6 +175,7 @@ Result<Call> build_call(Context& ctx, const RawRequest& raw) {
   if (service.empty()) {
     if (raw.path.rfind("/snapshots", 0) == 0) service = "ebs";
     else if (target.rfind("AmazonSSM.", 0) == 0) service = "ssm";
+    else if (target.rfind("TrentService.", 0) == 0) service = "kms";
   }
   if (service == "ebs") {
     call.action = ebs_action(raw.method, raw.path);
@@ -353,6 +354,7 @@ Reply route(Context& ctx, Call& call) {
   if (call.service == "ec2") return handle_ec2(ctx, call);
   if (call.service == "batch") return handle_batch(ctx, call);
   if (call.service == "ssm") return handle_ssm(ctx, call);
+  if (call.service == "kms") return handle_kms(ctx, call);
   if (call.service == "sts") return handle_sts(ctx, call);
   if (call.service == "ebs") return handle_ebs(ctx, call);
   return error_reply(call, 400, "UnknownService",

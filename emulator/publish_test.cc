@@ -422,11 +422,12 @@ TEST(LaunchTemplates, DescribeAndDeleteByNameAndIdWithAwsErrors) {
 
 // ---- Batch ----
 
-nlohmann::json compute_resources(const std::string& strategy) {
+// `ami` must exist in the region, or the environment turns INVALID (batch_image_problem).
+nlohmann::json compute_resources(const std::string& strategy, const std::string& ami) {
   return {{"type", "EC2"}, {"allocationStrategy", strategy}, {"minvCpus", 0}, {"maxvCpus", 16},
           {"instanceTypes", {"optimal"}}, {"subnets", {"subnet-1"}}, {"securityGroupIds", {"sg-1"}},
           {"instanceRole", "ecsInstanceRole"},
-          {"ec2Configuration", {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", "ami-0aaaaaaaaaaaaaaaa"}}}}};
+          {"ec2Configuration", {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", ami}}}}};
 }
 
 std::string ce_status(TestEmu& emu, const std::string& name) {
@@ -435,23 +436,24 @@ std::string ce_status(TestEmu& emu, const std::string& name) {
 }
 
 TEST(Batch, InfrastructureUpdateNeedsAnUpdatableStrategyAndTheServiceLinkedRole) {
-  TestEmu emu(instant());
+  TestEmu emu(instant(), /*with_catalog=*/true);
   for (auto [name, strategy] : {std::pair{"progressive", "BEST_FIT_PROGRESSIVE"}, std::pair{"bestfit", "BEST_FIT"}}) {
     Response c = emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", name}, {"type", "MANAGED"},
-                                                        {"computeResources", compute_resources(strategy)}});
+                                                        {"computeResources", compute_resources(strategy, catalog_image(emu))}});
     ASSERT_EQ(c.status, 200) << c.body;
     EXPECT_EQ(c.json()["computeEnvironmentArn"], std::string("arn:aws:batch:us-east-1:123456789012:compute-environment/") + name);
   }
   EXPECT_EQ(emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "bestfit"}, {"type", "MANAGED"},
-                                                   {"computeResources", compute_resources("BEST_FIT")}}).error_code(),
+                                                   {"computeResources", compute_resources("BEST_FIT", catalog_image(emu))}}).error_code(),
             "ClientException");
   EXPECT_EQ(ce_status(emu, "progressive"), "VALID");
-  nlohmann::json new_ami = {{"ec2Configuration", {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", "ami-0bbbbbbbbbbbbbbbb"}}}}};
+  std::string made = copy_from(emu, "us-east-1", "new-ami");
+  nlohmann::json new_ami = {{"ec2Configuration", {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", made}}}}};
   Response u = emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "arn:aws:batch:us-east-1:123456789012:compute-environment/progressive"},
                                                       {"computeResources", new_ami}});
   ASSERT_EQ(u.status, 200) << u.body;
   auto d = emu.batch("DescribeComputeEnvironments", {{"computeEnvironments", {"progressive"}}}).json()["computeEnvironments"][0];
-  EXPECT_EQ(d["computeResources"]["ec2Configuration"][0]["imageIdOverride"], "ami-0bbbbbbbbbbbbbbbb");
+  EXPECT_EQ(d["computeResources"]["ec2Configuration"][0]["imageIdOverride"], made);
   EXPECT_EQ(d["computeResources"]["maxvCpus"], 16);  // fields not given are kept
   EXPECT_EQ(d["serviceRole"], "arn:aws:iam::123456789012:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch");
   EXPECT_EQ(ce_status(emu, "progressive"), "VALID");
@@ -465,9 +467,9 @@ TEST(Batch, InfrastructureUpdateNeedsAnUpdatableStrategyAndTheServiceLinkedRole)
   // A service role that is not the service-linked one blocks infrastructure updates too.
   Response role = emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "own-role"}, {"type", "MANAGED"},
                                                          {"serviceRole", "arn:aws:iam::123456789012:role/BatchServiceRole"},
-                                                         {"computeResources", compute_resources("SPOT_CAPACITY_OPTIMIZED")}});
+                                                         {"computeResources", compute_resources("SPOT_CAPACITY_OPTIMIZED", catalog_image(emu))}});
   EXPECT_EQ(role.error_code(), "ClientException");  // SPOT_* is not for type EC2
-  nlohmann::json spot = compute_resources("SPOT_CAPACITY_OPTIMIZED");
+  nlohmann::json spot = compute_resources("SPOT_CAPACITY_OPTIMIZED", catalog_image(emu));
   spot["type"] = "SPOT";
   ASSERT_EQ(emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "own-role"}, {"type", "MANAGED"},
                                                    {"serviceRole", "arn:aws:iam::123456789012:role/BatchServiceRole"},
@@ -479,19 +481,48 @@ TEST(Batch, InfrastructureUpdateNeedsAnUpdatableStrategyAndTheServiceLinkedRole)
 TEST(Batch, StatusesAreCreatingThenUpdatingWhileInProgress) {
   Options o;
   o.speed = 1;  // creating takes 10 s, an infrastructure update 30 s
-  TestEmu emu(o);
+  TestEmu emu(o, /*with_catalog=*/true);
   ASSERT_EQ(emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "slow"}, {"type", "MANAGED"},
-                                                   {"computeResources", compute_resources("BEST_FIT_PROGRESSIVE")}}).status, 200);
+                                                   {"computeResources", compute_resources("BEST_FIT_PROGRESSIVE", catalog_image(emu))}}).status, 200);
   EXPECT_EQ(ce_status(emu, "slow"), "CREATING");
   EXPECT_EQ(emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "slow"},
                                                    {"computeResources", {{"maxvCpus", 8}}}}).error_code(),
             "ClientException");  // not while CREATING
 }
 
-TEST(Batch, DeleteNeedsDisabledAndEnvironmentsAreRegional) {
-  TestEmu emu(instant());
+// Batch checks the AMI when it applies an update: one that does not exist in the region
+// (or is not available) turns the environment INVALID with a reason; an update to an AMI
+// that exists makes it VALID again.
+TEST(Batch, AnUpdateToAnAmiThatCannotBeDescribedEndsInvalid) {
+  TestEmu emu(instant(), /*with_catalog=*/true);
+  std::string good = catalog_image(emu);
   ASSERT_EQ(emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "ce"}, {"type", "MANAGED"},
-                                                   {"computeResources", compute_resources("BEST_FIT_PROGRESSIVE")}}).status, 200);
+                                                   {"computeResources", compute_resources("BEST_FIT_PROGRESSIVE", good)}}).status, 200);
+  ASSERT_EQ(ce_status(emu, "ce"), "VALID");
+  auto to = [](const std::string& ami) {
+    return nlohmann::json{{"ec2Configuration", {{{"imageType", "ECS_AL2023"}, {"imageIdOverride", ami}}}}};
+  };
+  ASSERT_EQ(emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "ce"},
+                                                   {"computeResources", to("ami-0bbbbbbbbbbbbbbbb")}}).status, 200);
+  auto d = emu.batch("DescribeComputeEnvironments", {{"computeEnvironments", {"ce"}}}).json()["computeEnvironments"][0];
+  EXPECT_EQ(d["status"], "INVALID");
+  EXPECT_EQ(d["statusReason"], "CLIENT_ERROR - AMI cannot be described");
+  // Another region's AMI cannot be described here either.
+  emu.region = "eu-west-1";
+  std::string eu = catalog_image(emu);
+  emu.region = "us-east-1";
+  ASSERT_EQ(emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "ce"}, {"computeResources", to(eu)}}).status, 200);
+  EXPECT_EQ(ce_status(emu, "ce"), "INVALID");
+  ASSERT_EQ(emu.batch("UpdateComputeEnvironment", {{"computeEnvironment", "ce"}, {"computeResources", to(good)}}).status, 200);
+  d = emu.batch("DescribeComputeEnvironments", {{"computeEnvironments", {"ce"}}}).json()["computeEnvironments"][0];
+  EXPECT_EQ(d["status"], "VALID");
+  EXPECT_EQ(d["statusReason"], "ComputeEnvironment Healthy");
+}
+
+TEST(Batch, DeleteNeedsDisabledAndEnvironmentsAreRegional) {
+  TestEmu emu(instant(), /*with_catalog=*/true);
+  ASSERT_EQ(emu.batch("CreateComputeEnvironment", {{"computeEnvironmentName", "ce"}, {"type", "MANAGED"},
+                                                   {"computeResources", compute_resources("BEST_FIT_PROGRESSIVE", catalog_image(emu))}}).status, 200);
   emu.region = "eu-west-1";
   EXPECT_EQ(ce_status(emu, "ce"), "");
   emu.region = "us-east-1";

@@ -274,6 +274,10 @@ Reply handle_ec2_images(Context& ctx, const Call& call);   // image operations
 Reply handle_ec2_storage(Context& ctx, const Call& call);  // volumes, snapshots
 Reply handle_ssm(Context& ctx, const Call& call);
 Reply handle_batch(Context& ctx, const Call& call);  // batch.cc
+Reply handle_kms(Context& ctx, const Call& call);    // kms.cc: DescribeKey
+// Why a compute environment about to become VALID is INVALID instead (an AMI it launches
+// from is missing or not available in world `w`), or "" (batch.cc; mu() held).
+std::string batch_image_problem(const World& w, const ComputeEnvironment& ce);
 Reply handle_launch_templates(Context& ctx, const Call& call);  // launch_templates.cc
 Reply handle_instances(Context& ctx, const Call& call);         // instances.cc
 Reply handle_sts(Context& ctx, const Call& call);

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "aws/ec2.h"
@@ -324,6 +325,64 @@ TEST_F(BakePublish, MissingTargetsAndNonUpdatableEnvironmentsAreRefusedBeforeAny
   EXPECT_TRUE(tagged_with(build_id_in(build.err)).empty());
 }
 
+// An AMI encrypted with the AWS-managed key aws/ebs cannot be shared: publish-check asks
+// KMS (DescribeKey) about every key the shared AMIs use and refuses before anything is
+// shared or copied — the key of a `publish --ami` AMI's snapshots, a region's copy key.
+TEST_F(BakePublish, SharingWhatTheAwsManagedKeyEncryptsIsRefusedBeforeAnythingIsMade) {
+  start_emu({});
+  CliRun built = amibake({"build", write_recipe("plain.toml", "")});
+  ASSERT_EQ(built.rc, 0) << built.err;
+  std::string ami = built.out.substr(0, built.out.find('\n'));
+  // Encrypted without a key: EC2 encrypts the copy's snapshot with aws/ebs.
+  Json copy = aws_cli("us-east-1", {"ec2", "copy-image", "--source-image-id", ami, "--source-region",
+                                    "us-east-1", "--name", "bw-aws-ebs", "--encrypted", "--copy-image-tags"});
+  std::string encrypted = copy.value("ImageId", "");
+  ASSERT_FALSE(encrypted.empty()) << copy.dump();
+  aws_cli("us-east-1", {"ec2", "wait", "image-available", "--image-ids", encrypted});
+  Json snap = aws_cli("us-east-1", {"ec2", "describe-snapshots", "--snapshot-ids",
+                                    aws_cli("us-east-1", {"ec2", "describe-images", "--image-ids", encrypted})
+                                        ["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]});
+  std::string key = snap["Snapshots"][0].value("KmsKeyId", "");
+  ASSERT_EQ(aws_cli("us-east-1", {"kms", "describe-key", "--key-id", key})["KeyMetadata"]["KeyManager"], "AWS");
+
+  std::string recipe = write_recipe("share.toml", "[publish]\nregions = [\"us-west-2\"]\n"
+                                                  "share_accounts = [\"111122223333\"]\n");
+  const int64_t copies = emu_calls("ec2:CopyImage");
+  CliRun pub = amibake({"publish", recipe, "--ami", encrypted});
+  EXPECT_EQ(pub.rc, 2) << pub.err;
+  EXPECT_NE(pub.err.find("is the AWS-managed KMS key " + key), std::string::npos) << pub.err;
+  EXPECT_NE(pub.err.find("customer-managed KMS key whose key policy lets the shared accounts use it"),
+            std::string::npos)
+      << pub.err;
+  EXPECT_EQ(emu_calls("ec2:CopyImage"), copies);
+  EXPECT_EQ(emu_calls("ec2:ModifyImageAttribute"), 0);
+  EXPECT_TRUE(aws_cli("us-west-2", {"ec2", "describe-images", "--owners", "self"})["Images"].empty());
+  Json perm = aws_cli("us-east-1", {"ec2", "describe-image-attribute", "--image-id", encrypted,
+                                    "--attribute", "launchPermission"});
+  EXPECT_TRUE(perm["LaunchPermissions"].empty()) << perm.dump();
+  // The unencrypted AMI itself may be shared.
+  EXPECT_EQ(amibake({"plan", recipe}).rc, 0);
+
+  // A region's copy key: aws/ebs is refused by plan and build; a customer-managed one is not.
+  std::string managed = write_recipe("managed.toml", "[publish]\nregions = [\"us-west-2\"]\n"
+                                                     "kms_key_ids = { \"us-west-2\" = \"alias/aws/ebs\" }\n"
+                                                     "share_accounts = [\"111122223333\"]\n");
+  CliRun plan = amibake({"plan", managed});
+  EXPECT_EQ(plan.rc, 2) << plan.err;
+  EXPECT_NE(plan.err.find("publish.kms_key_ids us-west-2 is the AWS-managed KMS key alias/aws/ebs"),
+            std::string::npos)
+      << plan.err;
+  CliRun build = amibake({"build", managed, "--force"});
+  EXPECT_EQ(build.rc, 2) << build.err;
+  EXPECT_TRUE(tagged_with(build_id_in(build.err)).empty());
+  EXPECT_EQ(emu_calls("ec2:CopyImage"), copies);
+  std::string customer = write_recipe("customer.toml", "[publish]\nregions = [\"us-west-2\"]\n"
+                                                       "kms_key_ids = { \"us-west-2\" = \"alias/ami\" }\n"
+                                                       "share_accounts = [\"111122223333\"]\n");
+  CliRun fine = amibake({"plan", customer});
+  EXPECT_EQ(fine.rc, 0) << fine.err;
+}
+
 // Rollback across regions: `publish --ami <older>` finds the older AMI's copies (by
 // name and amibake:build-id) and points everything at them, copying nothing again.
 TEST_F(BakePublish, RollbackWithRegionsReusesTheOlderAmisCopies) {
@@ -374,6 +433,57 @@ TEST_F(BakePublish, KillDuringTheCopiesThenResumeMakesOneCopyPerRegion) {
   expect_pointers(pub);
 }
 
+// kill -9 after awsemu made the first region's copy but before its id reached the journal
+// (awsemu holds the CopyImage answer, --latency), then `amibake cleanup` (no --resume):
+// the journal's intent names the region, and cleanup finds the copy there by its
+// amibake:build-id tag and removes it with its (untagged) snapshots.
+TEST_F(BakePublish, KillBetweenCopyImageAndItsJournalLineThenCleanupLeaksNoCopy) {
+  start_emu({"--latency", "CopyImage=3000"});
+  make_targets();
+  std::string recipe = write_recipe("bw.toml", kPublish);
+  testing::BackgroundProcess build;
+  std::string log = start_amibake(build, {"build", recipe});
+  bool seen = wait_until(
+      [&] {
+        return read_file(log).value_or("").find("amibake: [copy]") != std::string::npos &&
+               emu_calls("ec2:CopyImage") >= 2;  // the base's own copy, then us-west-2's
+      },
+      std::chrono::seconds(180));
+  ::kill(build.pid(), SIGKILL);
+  build.stop();
+  std::string text = read_file(log).value_or("");
+  ASSERT_TRUE(seen) << text;
+  std::string id = build_id_in(text);
+  ASSERT_FALSE(id.empty()) << text;
+  std::string journal = read_file(dir_ + "/state/amibake/builds/" + id + ".jsonl").value_or("");
+  ASSERT_NE(journal.find("\"region\":\"us-west-2\""), std::string::npos) << journal;
+  std::istringstream lines(journal);
+  for (std::string line; std::getline(lines, line);) {
+    Json e = Json::parse(line, nullptr, false);
+    ASSERT_FALSE(e.is_object() && e.value("event", "") == "created" && e.value("region", "") != "us-east-1")
+        << "a copy reached the journal: the kill came too late\n" << journal;
+  }
+  start_emu({});
+  auto tagged_in = [&](const std::string& region, const char* what) {
+    std::string cmd = std::string("describe-") + what;
+    Json j = aws_cli(region, {"ec2", cmd, what == std::string("images") ? "--owners" : "--owner-ids", "self",
+                              "--filters", "Name=tag:amibake:build-id,Values=" + id});
+    return j[what == std::string("images") ? "Images" : "Snapshots"].size();
+  };
+  ASSERT_EQ(tagged_in("us-west-2", "images"), 1u) << "no copy was made before the kill";
+
+  CliRun clean = amibake({"cleanup", id});
+  ASSERT_EQ(clean.rc, 0) << clean.err;
+  EXPECT_NE(clean.err.find("in us-west-2 (found by the build's tag"), std::string::npos) << clean.err;
+  EXPECT_TRUE(tagged_with(id).empty());
+  for (const auto& r : {"us-west-2", "eu-west-1"}) {
+    EXPECT_EQ(tagged_in(r, "images"), 0u) << r;
+    EXPECT_TRUE(aws_cli(r, {"ec2", "describe-images", "--owners", "self"})["Images"].empty()) << r;
+    Json snaps = aws_cli(r, {"ec2", "describe-snapshots", "--owner-ids", "self"});
+    EXPECT_TRUE(snaps["Snapshots"].empty()) << r << ": " << snaps.dump();
+  }
+}
+
 // kill -9 while Batch updates the first compute environment (UPDATING for 3 s at speed
 // 0.1): the resumed build finds its own update in progress, waits it out and does not
 // send it again; the launch template versions of the finished step are not made again.
@@ -402,6 +512,54 @@ TEST_F(BakePublish, KillDuringTheBatchUpdateThenResumeUpdatesEachEnvironmentOnce
   ASSERT_EQ(pub.size(), 3u) << resumed.out;
   expect_made_once(id, pub, 2);
   expect_pointers(pub);
+}
+
+// Batch turns an environment INVALID when an AMI its update names cannot be described
+// when Batch applies the update — here the build's AMI, deregistered (as by a person)
+// while the environment is UPDATING (6 s at speed 0.2). The batch step fails with Batch's
+// statusReason; cleanup puts the environment's imageIdOverride back and waits until it is
+// VALID again.
+TEST_F(BakePublish, AnInvalidComputeEnvironmentFailsTheBatchStepAndCleanupPutsItBackValid) {
+  start_emu({"--speed", "0.2"});
+  std::string base = aws_cli("us-east-1", {"ec2", "describe-images", "--owners", "amazon"})["Images"][0]["ImageId"];
+  aws_cli("us-east-1", {"batch", "create-compute-environment", "--compute-environment-name", "ov-ce",
+                        "--type", "MANAGED", "--compute-resources",
+                        R"({"type":"EC2","allocationStrategy":"BEST_FIT_PROGRESSIVE","minvCpus":0,"maxvCpus":16,)"
+                        R"("instanceTypes":["optimal"],"subnets":["subnet-1"],"securityGroupIds":["sg-1"],)"
+                        R"("instanceRole":"ecsInstanceRole","ec2Configuration":[{"imageType":"ECS_AL2023",)"
+                        R"("imageIdOverride":")" + base + R"("}]})"});
+  std::string recipe = write_recipe("ov.toml", "[publish]\nbatch_compute_environments = [\"ov-ce\"]\n");
+  testing::BackgroundProcess build;
+  std::string log = start_amibake(build, {"build", recipe});
+  ASSERT_TRUE(wait_until([&] { return emu_calls("batch:UpdateComputeEnvironment") >= 1; },
+                         std::chrono::seconds(300)))
+      << read_file(log).value_or("");
+  std::string id = build_id_in(read_file(log).value_or(""));
+  ASSERT_FALSE(id.empty());
+  Json mine = aws_cli("us-east-1", {"ec2", "describe-images", "--owners", "self", "--filters",
+                                    "Name=tag:amibake:build-id,Values=" + id});
+  ASSERT_EQ(mine["Images"].size(), 1u) << mine.dump();
+  std::string ami = mine["Images"][0]["ImageId"];
+  Json ce = aws_cli("us-east-1", {"batch", "describe-compute-environments", "--compute-environments", "ov-ce"});
+  ASSERT_EQ(ce["computeEnvironments"][0]["status"], "UPDATING") << "the update ended before the AMI went";
+  aws_cli("us-east-1", {"ec2", "deregister-image", "--image-id", ami});
+  ASSERT_TRUE(wait_until([&] { return !build.running(); }, std::chrono::seconds(120)));
+  std::string text = read_file(log).value_or("");
+  EXPECT_NE(text.find("reached state 'INVALID'"), std::string::npos) << text;
+  EXPECT_NE(text.find("CLIENT_ERROR - AMI cannot be described"), std::string::npos) << text;
+  EXPECT_NE(text.find("amibake cleanup " + id), std::string::npos) << text;
+  ce = aws_cli("us-east-1", {"batch", "describe-compute-environments", "--compute-environments", "ov-ce"});
+  EXPECT_EQ(ce["computeEnvironments"][0]["status"], "INVALID");
+  EXPECT_EQ(ce["computeEnvironments"][0]["computeResources"]["ec2Configuration"][0]["imageIdOverride"], ami);
+
+  CliRun clean = amibake({"cleanup", id});
+  ASSERT_EQ(clean.rc, 0) << clean.err;
+  EXPECT_NE(clean.err.find("VALID again"), std::string::npos) << clean.err;
+  // cleanup returned only once the environment was VALID again, with the AMI from before.
+  ce = aws_cli("us-east-1", {"batch", "describe-compute-environments", "--compute-environments", "ov-ce"});
+  EXPECT_EQ(ce["computeEnvironments"][0]["status"], "VALID") << ce.dump();
+  EXPECT_EQ(ce["computeEnvironments"][0]["computeResources"]["ec2Configuration"][0]["imageIdOverride"], base);
+  EXPECT_TRUE(tagged_with(id).empty());
 }
 
 // Throttling, server errors and lost answers on the publish operations only (op=):

@@ -368,6 +368,17 @@ done
 [ "$(awsr eu-west-1 batch describe-compute-environments --compute-environments cli-ce-bestfit | field 'len(d["computeEnvironments"])')" = 0 ] \
   || fail "deleted compute environment still listed"
 
+step "kms describe-key: the AWS-managed aws/ebs key, a customer-managed key, a malformed id"
+K=$(awsr eu-west-1 kms describe-key --key-id alias/aws/ebs)
+[ "$(echo "$K" | field 'd["KeyMetadata"]["KeyManager"]')" = AWS ] || fail "aws/ebs not AWS-managed: $K"
+KARN=$(echo "$K" | field 'd["KeyMetadata"]["Arn"]')
+case "$KARN" in arn:aws:kms:eu-west-1:123456789012:key/*) ;; *) fail "aws/ebs key ARN: $KARN" ;; esac
+[ "$(awsr eu-west-1 kms describe-key --key-id "$KARN" | field 'd["KeyMetadata"]["KeyManager"]')" = AWS ] \
+  || fail "aws/ebs by its ARN not AWS-managed"
+[ "$(awsr eu-west-1 kms describe-key --key-id alias/ami | field 'd["KeyMetadata"]["KeyManager"]')" = CUSTOMER ] \
+  || fail "alias/ami not customer-managed"
+expect_error_in eu-west-1 NotFoundException kms describe-key --key-id 'not a key'
+
 step "instances: run, describe with filters, terminate"
 RUN=$(awsr eu-west-1 ec2 run-instances --image-id "$COPY" --instance-type m5.large --count 2 \
         --tag-specifications 'ResourceType=instance,Tags=[{Key=purpose,Value=cli}]')

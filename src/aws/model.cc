@@ -13,6 +13,7 @@ extern "C" {
 extern const char amibake_model_ec2_start[], amibake_model_ec2_end[];
 extern const char amibake_model_ssm_start[], amibake_model_ssm_end[];
 extern const char amibake_model_batch_start[], amibake_model_batch_end[];
+extern const char amibake_model_kms_start[], amibake_model_kms_end[];
 }
 
 namespace amibake::aws::model {
@@ -409,6 +410,10 @@ const Service& ssm() {
 }
 const Service& batch() {
   static const Service& s = embedded("batch", amibake_model_batch_start, amibake_model_batch_end);
+  return s;
+}
+const Service& kms() {
+  static const Service& s = embedded("kms", amibake_model_kms_start, amibake_model_kms_end);
   return s;
 }
 

@@ -47,6 +47,7 @@ struct Service {
 const Service& ec2();
 const Service& ssm();
 const Service& batch();
+const Service& kms();
 
 // Parses a model file's text (tests use small hand-written ones).
 Result<Service> parse_service(std::string_view name, std::string_view text);

@@ -24,6 +24,9 @@ TEST(Model, EmbeddedModelsLoadAndListTheirOperations) {
   EXPECT_EQ(ssm().protocol, Protocol::kJson);
   EXPECT_EQ(ssm().target_prefix, "AmazonSSM");
   EXPECT_EQ(batch().protocol, Protocol::kRestJson);
+  EXPECT_EQ(kms().protocol, Protocol::kJson);
+  EXPECT_EQ(kms().target_prefix, "TrentService");
+  EXPECT_TRUE(kms().has("DescribeKey"));
   EXPECT_FALSE(ec2().has("NoSuchOperation"));
 }
 

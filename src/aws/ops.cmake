@@ -69,7 +69,7 @@ enable_language(ASM)
 set(AMIBAKE_MODELS_S ${CMAKE_CURRENT_BINARY_DIR}/aws_models.S)
 set(models_asm "    .section .rodata\n")
 set(model_files)
-foreach(svc ec2 ssm batch)
+foreach(svc ec2 ssm batch kms)
   set(f ${CMAKE_CURRENT_LIST_DIR}/models/${svc}.json)
   list(APPEND model_files ${f})
   string(APPEND models_asm

@@ -1,6 +1,8 @@
 #include "source_paths.h"
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <map>
 #include <mutex>
 
@@ -405,6 +407,25 @@ TEST(Journal, PointerKeepsTheFirstRecordAndItsRestoreAcrossReopen) {
   EXPECT_TRUE(s.pointers.at("ssm-parameter us-east-1 /p").value("restored", false));
 }
 
+// A copy's intent names its region, and replay keeps it after the copy's "created" line:
+// cleanup searches those regions by tag for a copy whose id never reached the journal.
+TEST(Journal, IntentRegionsSurviveAReopen) {
+  auto dir = make_temp_dir("amibake-journal");
+  ASSERT_TRUE(dir);
+  std::string id = Journal::new_build_id();
+  {
+    auto j = Journal::create(*dir + "/builds", id, {{"recipe", "r.toml"}});
+    ASSERT_TRUE(j) << j.error().message;
+    ASSERT_TRUE(j->intent("upload", "snapshot", "tok-home"));
+    ASSERT_TRUE(j->intent("copy", "image", "tok-west", "us-west-2"));
+    ASSERT_TRUE(j->intent("copy", "image", "tok-eu", "eu-west-1"));
+    ASSERT_TRUE(j->created({"image", "ami-2", "eu-west-1", "copy", false, false}));
+  }
+  auto j = Journal::open(*dir + "/builds", id);
+  ASSERT_TRUE(j) << j.error().message;
+  EXPECT_EQ(j->state().intent_regions, (std::set<std::string>{"eu-west-1", "us-west-2"}));
+}
+
 TEST(Journal, ReplaysResourcesAndStepsAfterReopen) {
   auto dir = make_temp_dir("amibake-journal");
   ASSERT_TRUE(dir);
@@ -639,7 +660,7 @@ TEST(RecipePublish, IamPolicyAddsExactlyWhatPublishNeeds) {
   for (const char* a : {"ec2:CopyImage", "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute",
                         "ssm:PutParameter", "ec2:CreateLaunchTemplateVersion",
                         "batch:UpdateComputeEnvironment", "ec2:EnableImageDeprecation",
-                        "ec2:DeregisterImage"}) {
+                        "ec2:DeregisterImage", "kms:DescribeKey"}) {
     EXPECT_NE(std::find(actions.begin(), actions.end(), a), actions.end()) << a;
   }
   // set_default_version = false: the template's default is never changed.

@@ -182,9 +182,46 @@ Result<CleanupReport> cleanup_build(aws::AwsClient& client, const std::string& j
                       s.error().message);
           continue;
         }
+        seen.insert(r.id);
         report.removed.push_back(r.id);
         events.info("removed " + r.kind + " " + r.id + " in " + region);
         AMIBAKE_TRY(journal->deleted(r.id));
+      }
+    }
+    // A copy whose CopyImage was sent but whose id never reached the journal (killed in
+    // between) has only its amibake:build-id tag (CopyImageTags): search each region the
+    // journal names besides the build region. Such a copy's snapshots carry no tag yet
+    // (the copy step tags them once the copy is available, and CopyImageTags copies only
+    // the AMI's tags), so it is deregistered with its snapshots.
+    std::set<std::string> regions = journal->state().intent_regions;
+    for (const auto& r : journal->state().resources) regions.insert(r.region);
+    regions.erase("");
+    regions.erase(client.region());
+    for (const auto& region : regions) {
+      auto made = client_in(region);
+      if (!made) {
+        report.failed.push_back(region + ": no client to search it for the build's copies");
+        continue;
+      }
+      auto found = find_tagged(**made, {"tag:" + std::string(kTagBuildId), {build_id}});
+      if (!found) {
+        report.failed.push_back(region + ": " + found.error().message);
+        continue;
+      }
+      std::stable_sort(found->begin(), found->end(),
+                       [](const Found& a, const Found& b) { return kind_rank(a.kind) < kind_rank(b.kind); });
+      for (const auto& f : *found) {
+        if (f.role == "base-copy" || !seen.insert(f.id).second) continue;
+        Status s = f.kind == "image" ? aws::ec2::deregister_image(**made, f.id, true)
+                                     : remove_resource(**made, f.kind, f.id, lookup, events);
+        if (!s && !is_not_found(s.error())) {
+          report.failed.push_back(f.id + " (" + region + "): " + s.error().message);
+          events.warn("could not remove " + f.kind + " " + f.id + " in " + region + ": " + s.error().message);
+          continue;
+        }
+        report.removed.push_back(f.id);
+        events.info("removed " + f.kind + " " + f.id + " in " + region + " (found by the build's tag" +
+                    (f.kind == "image" ? ", with its snapshots)" : ")"));
       }
     }
   } else {

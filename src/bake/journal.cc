@@ -34,6 +34,7 @@ void apply_entry(JournalState& s, const nlohmann::json& e) {
     s.start = e;
   } else if (ev == "intent") {
     s.intents[e.value("client_token", "")] = e.value("step", "");
+    if (!e.value("region", "").empty()) s.intent_regions.insert(e.value("region", ""));
   } else if (ev == "created") {
     JournalResource r;
     r.kind = e.value("kind", "");
@@ -165,8 +166,10 @@ Status Journal::append(nlohmann::json entry) {
 }
 
 Status Journal::intent(const std::string& step, const std::string& kind,
-                       const std::string& client_token) {
-  return append(nlohmann::json::object({{"event", "intent"}, {"step", step}, {"kind", kind}, {"client_token", client_token}}));
+                       const std::string& client_token, const std::string& region) {
+  auto entry = nlohmann::json::object({{"event", "intent"}, {"step", step}, {"kind", kind}, {"client_token", client_token}});
+  if (!region.empty()) entry["region"] = region;
+  return append(entry);
 }
 
 Status Journal::created(const JournalResource& r) {

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct JournalState {
   std::map<std::string, nlohmann::json> step_results;   // step name -> its result
   std::vector<JournalResource> resources;               // in creation order
   std::map<std::string, std::string> intents;           // client token -> step, not yet created
+  // Every region an intent named (a copy into another region): cleanup searches each by
+  // the build's tag, since a kill before the "created" line leaves only the tag.
+  std::set<std::string> intent_regions;
   bool finished = false;                                // "finished" written
   nlohmann::json finish;                                // the "finished" entry's fields
   bool cleaned = false;                                 // "cleaned" written
@@ -76,8 +80,10 @@ class Journal {
   const std::string& path() const { return path_; }
   const JournalState& state() const { return state_; }
 
-  // Records that `step` is about to create a `kind` with `client_token`.
-  Status intent(const std::string& step, const std::string& kind, const std::string& client_token);
+  // Records that `step` is about to create a `kind` with `client_token`, in `region`
+  // when that is not the build region.
+  Status intent(const std::string& step, const std::string& kind, const std::string& client_token,
+                const std::string& region = "");
   // Records a created resource.
   Status created(const JournalResource& resource);
   // Records that resource `id` is gone.

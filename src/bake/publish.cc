@@ -232,6 +232,54 @@ Result<std::string> earlier_copy(aws::AwsClient& client, const aws::ec2::Image& 
   return std::string();
 }
 
+// Refuses `key` (a key id, ARN, alias or alias ARN; `where` says whose it is) when KMS
+// says, in the client's region, that it is an AWS-managed key: what it encrypts cannot be
+// shared with another account.
+Status refuse_aws_managed_key(aws::AwsClient& client, const std::string& key, const std::string& where) {
+  auto described = aws::model::call(client, aws::model::kms(), "DescribeKey", Json{{"KeyId", key}});
+  if (!described) return described.error().wrap("KMS key " + key + " (" + where + ") in " + client.region());
+  const Json& meta = (*described)["KeyMetadata"];
+  if (meta.value("KeyManager", "") != "AWS") return ok();
+  return refused("publish: " + where + " is the AWS-managed KMS key " + key + " (" +
+                     meta.value("Arn", "") + ") in " + client.region() +
+                     ", and an AMI encrypted with an AWS-managed key cannot be shared",
+                 "use a customer-managed KMS key whose key policy lets the shared accounts use it "
+                 "(kms:DescribeKey, kms:CreateGrant, kms:Decrypt, kms:ReEncrypt*, "
+                 "kms:GenerateDataKey*; docs/publish.md \"Sharing encrypted AMIs\"), or stop sharing");
+}
+
+// Every KMS key the shared AMIs will be encrypted with that the recipe or the AMI names:
+// the recipe's volume keys, each region's copy key (publish.kms_key_ids) and, for
+// `amibake publish --ami`, the keys of that AMI's snapshots. None may be AWS-managed.
+Status check_keys_shareable(aws::AwsClient& home, const BuildOptions& options,
+                            const std::function<Result<aws::AwsClient*>(const std::string&)>& client_in) {
+  const Recipe& r = options.recipe;
+  for (size_t i = 0; i < r.volumes.size(); ++i) {
+    const RecipeVolume& v = r.volumes[i];
+    if (v.encrypted && !v.kms_key_id.empty()) {
+      AMIBAKE_TRY(refuse_aws_managed_key(home, v.kms_key_id, "volume[" + std::to_string(i) + "].kms_key_id"));
+    }
+  }
+  for (const auto& [region, key] : r.publish.kms_key_ids) {
+    AMIBAKE_ASSIGN(aws::AwsClient * client, client_in(region));
+    AMIBAKE_TRY(refuse_aws_managed_key(*client, key, "publish.kms_key_ids " + region));
+  }
+  if (options.publish_ami.empty()) return ok();
+  AMIBAKE_ASSIGN(aws::ec2::Image img, aws::ec2::describe_image(home, options.publish_ami));
+  aws::ec2::DescribeSnapshotsRequest ask;
+  for (const auto& m : img.block_device_mappings) {
+    if (m.ebs && !m.ebs->snapshot_id.empty()) ask.snapshot_ids.push_back(m.ebs->snapshot_id);
+  }
+  if (ask.snapshot_ids.empty()) return ok();
+  AMIBAKE_ASSIGN(auto snaps, aws::ec2::describe_snapshots(home, ask));
+  for (const auto& s : snaps) {
+    if (!s.encrypted || s.kms_key_id.empty()) continue;
+    AMIBAKE_TRY(refuse_aws_managed_key(home, s.kms_key_id,
+                                       "the key of " + options.publish_ami + "'s snapshot " + s.snapshot_id));
+  }
+  return ok();
+}
+
 }  // namespace
 
 // ---- the steps ----
@@ -287,6 +335,7 @@ Result<json> check_publish(aws::AwsClient& home, const BuildOptions& options,
   }
   // Sharing: AMIs whose snapshots use the AWS-managed key aws/ebs cannot be shared.
   if (p.sharing()) {
+    AMIBAKE_TRY(check_keys_shareable(home, options, client_in));
     AMIBAKE_ASSIGN(auto enc, aws::ec2::get_ebs_encryption_by_default(home));
     if (enc.enabled) {
       AMIBAKE_ASSIGN(Json key, aws::model::call(home, aws::model::ec2(), "GetEbsDefaultKmsKeyId",
@@ -378,7 +427,9 @@ Result<json> step_copy(StepContext& ctx) {
       req.encrypted = true;
       req.kms_key_id = key->second;
     }
-    AMIBAKE_TRY(ctx.journal.intent(ctx.current_step, "image", req.client_token));
+    // The region goes in the intent: a kill before the "created" line leaves cleanup the
+    // region to search by the build's tag (CopyImageTags carries it to the copy).
+    AMIBAKE_TRY(ctx.journal.intent(ctx.current_step, "image", req.client_token, regions[i]));
     AMIBAKE_ASSIGN(copies[i], aws::ec2::copy_image(*clients[i], req));
     AMIBAKE_TRY(ctx.journal.created({"image", copies[i], regions[i], ctx.current_step, false, false}));
     ctx.events.info("copying " + image + " to " + regions[i] + " as " + copies[i]);
@@ -664,8 +715,10 @@ std::vector<std::string> publish_actions(const Recipe& recipe) {
     a.insert(a.end(), {"ec2:DescribeRegions", "ec2:CopyImage", "ec2:CreateTags"});
   }
   if (p.sharing()) {
+    // kms:DescribeKey outside the EC2-only KMS statement: publish-check asks KMS itself
+    // whether a key is AWS-managed.
     a.insert(a.end(), {"ec2:ModifyImageAttribute", "ec2:GetEbsEncryptionByDefault",
-                       "ec2:GetEbsDefaultKmsKeyId"});
+                       "ec2:GetEbsDefaultKmsKeyId", "ec2:DescribeSnapshots", "kms:DescribeKey"});
     if (p.share_snapshots) a.push_back("ec2:ModifySnapshotAttribute");
   }
   if (!p.ssm_parameter.empty()) a.insert(a.end(), {"ssm:PutParameter", "ssm:GetParameter"});

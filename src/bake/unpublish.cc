@@ -8,7 +8,8 @@
 // it still shows this build's change, so a pointer a later build (or a person) moved
 // since is left alone:
 //   - compute environment: its fields still equal the build's update -> the fields from
-//     before are sent back (after waiting out an update in progress, which Batch refuses);
+//     before are sent back (after waiting out an update in progress, which Batch refuses),
+//     then cleanup waits (bounded) until it is VALID again; INVALID is a failure;
 //   - launch template: versions whose VersionDescription names the build are deleted,
 //     after the default goes back to the version that was the default before, if the
 //     default is one of them (EC2 does not delete a default version);
@@ -66,7 +67,18 @@ Status restore_compute_environment(aws::AwsClient& c, const Json& p, Events& eve
   if (back.empty()) return ok();
   AMIBAKE_TRY(aws::model::call(c, aws::model::batch(), "UpdateComputeEnvironment",
                                Json{{"computeEnvironment", arn}, {"computeResources", back}}));
-  events.info("compute environment " + arn + " in " + c.region() + ": put back as before the build");
+  events.info("compute environment " + arn + " in " + c.region() + ": put back as before the build; "
+              "waiting for it to be VALID");
+  // As the batch step does: bounded, and INVALID is an error with Batch's reason.
+  auto valid = [&]() -> Result<aws::WaitState> {
+    AMIBAKE_ASSIGN(ce, describe());
+    if (!ce.is_object()) return aws::WaitState{"DELETED", "no longer listed"};
+    return aws::WaitState{ce.value("status", ""), ce.value("statusReason", "")};
+  };
+  auto done = aws::wait_for("compute environment " + arn + " in " + c.region(), valid, {"VALID"},
+                            {"INVALID", "DELETED"}, w);
+  if (!done) return done.error().wrap("compute environment " + arn + " was put back, but");
+  events.info("compute environment " + arn + " in " + c.region() + ": VALID again");
   return ok();
 }
 
