@@ -144,7 +144,7 @@ TEST(Ec2Encode, DescribeImagesMatchesBotocore) {
   EXPECT_EQ(req.body,
             "Action=DescribeImages&Version=2016-11-15&Owner.1=amazon&Owner.2=self&"
             "IncludeDeprecated=true&MaxResults=50&NextToken=tok%3D%2F%2B&"
-            "Filter.1.Name=tag%3Aamibake%3Abuild-id&Filter.1.Value.1=b%201&Filter.1.Value.2=b%2F2&"
+            "Filter.1.Name=tag%3Aamibake%3Abuild-id&Filter.1.Value.1=b+1&Filter.1.Value.2=b%2F2&"
             "Filter.2.Name=tag-key&Filter.2.Value.1=temp");
   EXPECT_EQ(req.service, "ec2");
   EXPECT_EQ(req.protocol, Protocol::kEc2);
@@ -176,7 +176,7 @@ TEST(Ec2Encode, RegisterImageCarriesEveryField) {
   AwsRequest req = encode_register_image(r);
   EXPECT_EQ(
       req.body,
-      "Action=RegisterImage&Version=2016-11-15&Name=ecs-al2023%20data&Description=baked&"
+      "Action=RegisterImage&Version=2016-11-15&Name=ecs-al2023+data&Description=baked&"
       "Architecture=x86_64&RootDeviceName=%2Fdev%2Fxvda&VirtualizationType=hvm&"
       "BlockDeviceMapping.1.DeviceName=%2Fdev%2Fxvda&BlockDeviceMapping.1.Ebs.SnapshotId=snap-1&"
       "BlockDeviceMapping.1.Ebs.VolumeSize=30&BlockDeviceMapping.1.Ebs.VolumeType=gp3&"
@@ -192,7 +192,7 @@ TEST(Ec2Encode, RegisterImageCarriesEveryField) {
       "UefiData=QUJD%2B%2F%3D&ImdsSupport=v2.0&BillingProduct.1=bp-1&"
       "TagSpecification.1.ResourceType=image&TagSpecification.1.Tag.1.Key=amibake%3Abuild-id&"
       "TagSpecification.1.Tag.1.Value=b1&TagSpecification.1.Tag.2.Key=Name&"
-      "TagSpecification.1.Tag.2.Value=x%20y&TagSpecification.2.ResourceType=snapshot&"
+      "TagSpecification.1.Tag.2.Value=x+y&TagSpecification.2.ResourceType=snapshot&"
       "TagSpecification.2.Tag.1.Key=k&TagSpecification.2.Tag.1.Value=");
   EXPECT_FALSE(req.idempotent);
 }
@@ -241,7 +241,7 @@ TEST(Ec2Encode, CopySnapshotMatchesBotocore) {
 TEST(Ec2Encode, CreateSnapshotMatchesBotocoreAndIsNotResent) {
   AwsRequest req = encode_create_snapshot({"vol-1", "root of b1", {{"snapshot", {{"a", "b"}}}}});
   EXPECT_EQ(req.body,
-            "Action=CreateSnapshot&Version=2016-11-15&Description=root%20of%20b1&VolumeId=vol-1&"
+            "Action=CreateSnapshot&Version=2016-11-15&Description=root+of+b1&VolumeId=vol-1&"
             "TagSpecification.1.ResourceType=snapshot&TagSpecification.1.Tag.1.Key=a&"
             "TagSpecification.1.Tag.1.Value=b");
   EXPECT_FALSE(req.idempotent);
@@ -292,7 +292,7 @@ TEST(Ec2Encode, ImageAttributesMatchBotocore) {
   m.launch_permission_add = {{"", "all", "", ""}, {"123456789012", "", "", ""}};
   m.launch_permission_remove = {{"210987654321", "", "", ""}};
   EXPECT_EQ(encode_modify_image_attribute(m).body,
-            "Action=ModifyImageAttribute&Version=2016-11-15&Description.Value=new%20desc&"
+            "Action=ModifyImageAttribute&Version=2016-11-15&Description.Value=new+desc&"
             "ImageId=ami-1&LaunchPermission.Add.1.Group=all&LaunchPermission.Add.2.UserId="
             "123456789012&LaunchPermission.Remove.1.UserId=210987654321");
 }
@@ -307,7 +307,7 @@ TEST(Ec2Encode, EnableImageDeprecationSendsIso8601) {
 TEST(Ec2Encode, TagsInstancesZonesMatchBotocore) {
   EXPECT_EQ(encode_create_tags({"ami-1", "snap-1"}, {{"a", "1"}, {"b c", "2&3"}}).body,
             "Action=CreateTags&Version=2016-11-15&ResourceId.1=ami-1&ResourceId.2=snap-1&"
-            "Tag.1.Key=a&Tag.1.Value=1&Tag.2.Key=b%20c&Tag.2.Value=2%263");
+            "Tag.1.Key=a&Tag.1.Value=1&Tag.2.Key=b+c&Tag.2.Value=2%263");
   EXPECT_EQ(encode_describe_tags({{"resource-id", {"ami-1"}}}, 100, "x").body,
             "Action=DescribeTags&Version=2016-11-15&Filter.1.Name=resource-id&"
             "Filter.1.Value.1=ami-1&MaxResults=100&NextToken=x");

@@ -61,7 +61,7 @@ TEST(QueryForm, FlattensFiltersWithNumberedValues) {
   f.add_filters({tag_filter("amibake:build-id", {"b 1", "b/2"}), tag_key_filter("temp")});
   EXPECT_EQ(f.encode(),
             "Action=DescribeImages&Version=2016-11-15&Filter.1.Name=tag%3Aamibake%3Abuild-id&"
-            "Filter.1.Value.1=b%201&Filter.1.Value.2=b%2F2&Filter.2.Name=tag-key&"
+            "Filter.1.Value.1=b+1&Filter.1.Value.2=b%2F2&Filter.2.Name=tag-key&"
             "Filter.2.Value.1=temp");
 }
 
@@ -72,7 +72,7 @@ TEST(QueryForm, FlattensTagSpecifications) {
   EXPECT_EQ(f.encode(),
             "Action=X&Version=1&TagSpecification.1.ResourceType=image&"
             "TagSpecification.1.Tag.1.Key=amibake%3Abuild-id&TagSpecification.1.Tag.1.Value=b1&"
-            "TagSpecification.1.Tag.2.Key=Name&TagSpecification.1.Tag.2.Value=x%20y&"
+            "TagSpecification.1.Tag.2.Key=Name&TagSpecification.1.Tag.2.Value=x+y&"
             "TagSpecification.2.ResourceType=snapshot&TagSpecification.2.Tag.1.Key=k&"
             "TagSpecification.2.Tag.1.Value=");
 }
